@@ -1,0 +1,176 @@
+//! Configuration: on-disk format (`file`), environment interpolation (`env`),
+//! validation (`validate`) into the model the gateway runs on (`model`).
+
+mod env;
+mod file;
+mod model;
+mod validate;
+
+pub use env::interpolate;
+pub use model::*;
+pub use validate::{parse_byte_size, MAX_TARGETS_PER_MODEL};
+
+use std::fmt;
+use std::path::Path;
+
+/// Everything wrong with one config file, each problem on its own line.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: String,
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} problem(s)", self.file, self.problems.len())?;
+        for p in &self.problems {
+            write!(f, "\n  {}: {p}", self.file)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Read, interpolate, parse and validate a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let err = |problems| ConfigError {
+        file: file.clone(),
+        problems,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(vec![format!("cannot read: {e}")]))?;
+    parse_str(&text, |k| std::env::var(k).ok()).map_err(err)
+}
+
+/// Parse config text with the given environment lookup (tests pass their own).
+pub fn parse_str(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<String>> {
+    let text = interpolate(text, lookup)?;
+    let parsed: file::FileConfig =
+        serde_yaml::from_str(&text).map_err(|e| vec![redact_serde(&e.to_string())])?;
+    validate::validate(parsed)
+}
+
+/// serde_yaml quotes offending scalars in type errors ("invalid type: string \"sk-…\"");
+/// after interpolation that scalar may be a secret, so quoted text is masked.
+fn redact_serde(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut in_quote = false;
+    for c in msg.chars() {
+        if c == '"' {
+            in_quote = !in_quote;
+            out.push(c);
+            if in_quote {
+                out.push('…');
+            }
+        } else if !in_quote {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+listen: ["127.0.0.1:8080"]
+auth:
+  api_keys:
+    - {name: app, key: "${APP_KEY}", models: [chat]}
+upstreams:
+  openai: {base_url: "https://api.openai.com/v1", api_key: "${OPENAI_KEY}"}
+  local: {base_url: "http://127.0.0.1:9000", retry_on: [500]}
+models:
+  chat:
+    - {upstream: openai, model: gpt-4o-mini, priority: 1, weight: 3}
+    - {upstream: local, model: qwen, priority: 2}
+limits: {max_body_bytes: 1MiB}
+"#;
+
+    fn env(k: &str) -> Option<String> {
+        match k {
+            "APP_KEY" => Some("sk-app-0123456789".into()),
+            "OPENAI_KEY" => Some("sk-openai-secret".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn parses_good_config_with_defaults() {
+        let c = parse_str(GOOD, env).unwrap();
+        assert_eq!(c.upstreams.len(), 2);
+        let local = &c.upstreams[0];
+        assert_eq!(
+            (local.name.as_str(), local.port, local.base_path.as_str()),
+            ("local", 9000, "")
+        );
+        assert_eq!(local.retry_on, vec![500]);
+        let openai = &c.upstreams[1];
+        assert!(openai.tls && openai.port == 443 && openai.base_path == "/v1");
+        assert_eq!(openai.retry_on, DEFAULT_RETRY_ON.to_vec());
+        assert_eq!(c.limits.max_body_bytes, 1 << 20);
+        assert_eq!(c.models["chat"][0].weight, 3);
+        assert_eq!(c.retry.total_timeout, std::time::Duration::from_secs(600));
+    }
+
+    #[test]
+    fn lists_every_problem_with_key_path_and_no_secret() {
+        let bad = r#"
+upstreams:
+  a: {base_url: "ftp://x", api_key: "sk-openai-secret", connect_timeout: soon}
+models:
+  chat:
+    - {upstream: nope}
+    - {upstream: a, weight: 0}
+  empty: []
+auth:
+  api_keys:
+    - {name: x, key: "sk-openai-secret", models: [ghost]}
+    - {name: x, key: "sk-openai-secret"}
+"#;
+        let errs = parse_str(bad, env).unwrap_err();
+        let all = errs.join("\n");
+        for needle in [
+            "upstreams.a.base_url",
+            "upstreams.a.connect_timeout",
+            "models.chat[0].upstream: `nope`",
+            "models.chat[1].weight",
+            "models.empty: has no targets",
+            "auth.api_keys[0].models[0]",
+            "auth.api_keys[1].name",
+            "auth.api_keys[1].key: is the same",
+        ] {
+            assert!(all.contains(needle), "missing {needle} in:\n{all}");
+        }
+        assert!(!all.contains("sk-openai-secret"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_without_values() {
+        let errs = parse_str(
+            "upstreams:\n  a: {base_url: 'http://x', api_kye: sk-zzz}\nmodels: {}\n",
+            env,
+        )
+        .unwrap_err();
+        assert!(errs[0].contains("api_kye"), "{errs:?}");
+        let errs = parse_str(
+            "upstreams:\n  a: {base_url: 'http://x', connect_timeout: [\"sk-zzz\"]}\n",
+            env,
+        )
+        .unwrap_err();
+        assert!(!errs[0].contains("sk-zzz"), "{errs:?}");
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("32MiB"), Some(32 << 20));
+        assert_eq!(parse_byte_size("512KB"), Some(512_000));
+        assert_eq!(parse_byte_size("100"), Some(100));
+        assert_eq!(parse_byte_size("lots"), None);
+    }
+}

@@ -1,0 +1,541 @@
+//! File format -> validated model. Every problem is collected (not just the first)
+//! as `key.path: what is wrong`; no message ever contains a secret value.
+
+use super::file::*;
+use super::model::*;
+use crate::secret::Secret;
+use http::{HeaderName, HeaderValue, Uri};
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+/// Targets per logical model are tracked in a 64-bit tried-set.
+pub const MAX_TARGETS_PER_MODEL: usize = 64;
+
+#[derive(Default)]
+struct Issues(Vec<String>);
+
+impl Issues {
+    fn add(&mut self, path: impl std::fmt::Display, msg: impl std::fmt::Display) {
+        self.0.push(format!("{path}: {msg}"));
+    }
+}
+
+fn duration(
+    issues: &mut Issues,
+    path: &str,
+    value: Option<&String>,
+    default: Duration,
+) -> Duration {
+    match value {
+        None => default,
+        Some(text) => match humantime::parse_duration(text.trim()) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                issues.add(path, "must be greater than zero");
+                default
+            }
+            Err(_) => {
+                issues.add(
+                    path,
+                    format!("`{text}` is not a duration (use e.g. 250ms, 5s, 2m)"),
+                );
+                default
+            }
+        },
+    }
+}
+
+/// "32MiB", "512KB", "1048576" -> bytes.
+pub fn parse_byte_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" | "k" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" | "m" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" | "g" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+fn statuses(issues: &mut Issues, path: &str, list: &[u16]) {
+    for (i, s) in list.iter().enumerate() {
+        if !(100..=599).contains(s) {
+            issues.add(format!("{path}[{i}]"), format!("{s} is not an HTTP status"));
+        }
+    }
+}
+
+fn parse_base_url(
+    issues: &mut Issues,
+    path: &str,
+    text: &str,
+) -> Option<(bool, String, u16, String)> {
+    let uri: Uri = match text.parse() {
+        Ok(u) => u,
+        Err(_) => {
+            issues.add(path, format!("`{text}` is not a URL"));
+            return None;
+        }
+    };
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => {
+            issues.add(path, "must start with http:// or https://");
+            return None;
+        }
+    };
+    let Some(authority) = uri.authority() else {
+        issues.add(path, "has no host");
+        return None;
+    };
+    if authority.as_str().contains('@') {
+        issues.add(path, "must not contain credentials; use api_key");
+        return None;
+    }
+    if uri.query().is_some() {
+        issues.add(path, "must not contain a query string");
+        return None;
+    }
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    if host.is_empty() {
+        issues.add(path, "has no host");
+        return None;
+    }
+    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let base_path = uri.path().trim_end_matches('/').to_string();
+    Some((tls, host, port, base_path))
+}
+
+fn health_path(issues: &mut Issues, path: &str, p: &str) -> String {
+    if !p.starts_with('/') {
+        issues.add(path, "must start with /");
+    }
+    p.to_string()
+}
+
+pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
+    let mut issues = Issues::default();
+    let mut unenforced = Vec::new();
+
+    let listen = match file.listen {
+        None => vec!["0.0.0.0:8080".to_string()],
+        Some(OneOrMany::One(s)) => vec![s],
+        Some(OneOrMany::Many(v)) => v,
+    };
+    if listen.is_empty() {
+        issues.add("listen", "needs at least one address");
+    }
+    let mut seen_listen = HashSet::new();
+    for (i, l) in listen.iter().enumerate() {
+        if l.parse::<std::net::SocketAddr>().is_err() {
+            issues.add(
+                format!("listen[{i}]"),
+                format!("`{l}` is not an IP:port address"),
+            );
+        }
+        if !seen_listen.insert(l.as_str()) {
+            issues.add(format!("listen[{i}]"), format!("`{l}` is listed twice"));
+        }
+    }
+
+    let admin = file.admin.map(|a| {
+        if a.listen.parse::<std::net::SocketAddr>().is_err() {
+            issues.add(
+                "admin.listen",
+                format!("`{}` is not an IP:port address", a.listen),
+            );
+        }
+        if seen_listen.contains(a.listen.as_str()) {
+            issues.add("admin.listen", "is also a main listen address");
+        }
+        if a.api_key.len() < 8 {
+            issues.add("admin.api_key", "must be at least 8 characters");
+        }
+        AdminConfig {
+            listen: a.listen,
+            api_key: Secret::new(a.api_key),
+        }
+    });
+
+    let retry_file = file.retry;
+    let default_on_status = match retry_file.as_ref().and_then(|r| r.on_status.clone()) {
+        Some(list) => {
+            statuses(&mut issues, "retry.on_status", &list);
+            list
+        }
+        None => DEFAULT_RETRY_ON.to_vec(),
+    };
+
+    let hc = file.health_check;
+    let global_health_path = hc
+        .as_ref()
+        .and_then(|h| h.path.as_deref())
+        .unwrap_or("/models");
+    let global_health_path = health_path(&mut issues, "health_check.path", global_health_path);
+
+    // Upstreams (BTreeMap: sorted by name, so indices are stable for a given file).
+    let mut upstreams = Vec::with_capacity(file.upstreams.len());
+    let mut index_of = BTreeMap::new();
+    if file.upstreams.is_empty() {
+        issues.add("upstreams", "at least one upstream is required");
+    }
+    for (name, u) in file.upstreams {
+        let p = format!("upstreams.{name}");
+        let parsed = parse_base_url(&mut issues, &format!("{p}.base_url"), &u.base_url);
+        let format = match u.format.as_deref().unwrap_or("openai") {
+            "openai" => Format::OpenAi,
+            "anthropic" | "gemini" => {
+                issues.add(
+                    format!("{p}.format"),
+                    "anthropic and gemini translation is not supported by this build; use an OpenAI-compatible endpoint (format: openai)",
+                );
+                Format::OpenAi
+            }
+            other => {
+                issues.add(
+                    format!("{p}.format"),
+                    format!("`{other}` is not one of openai, anthropic, gemini"),
+                );
+                Format::OpenAi
+            }
+        };
+        let mut headers = Vec::new();
+        for (k, v) in &u.headers {
+            let hp = format!("{p}.headers.{k}");
+            match (
+                HeaderName::from_bytes(k.as_bytes()),
+                HeaderValue::from_str(v),
+            ) {
+                (Ok(n), Ok(val)) => {
+                    if matches!(
+                        n.as_str(),
+                        "host" | "content-length" | "transfer-encoding" | "connection"
+                    ) {
+                        issues.add(hp, "is set by the gateway and cannot be overridden");
+                    } else {
+                        headers.push((n, val));
+                    }
+                }
+                (Err(_), _) => issues.add(hp, "is not a valid header name"),
+                (_, Err(_)) => issues.add(hp, "value has characters not allowed in a header"),
+            }
+        }
+        if let Some(k) = &u.api_key {
+            if HeaderValue::from_str(&format!("Bearer {k}")).is_err() {
+                issues.add(
+                    format!("{p}.api_key"),
+                    "has characters not allowed in a header",
+                );
+            }
+        }
+        let retry_on = match &u.retry_on {
+            Some(list) => {
+                statuses(&mut issues, &format!("{p}.retry_on"), list);
+                list.clone()
+            }
+            None => default_on_status.clone(),
+        };
+        let enabled = u
+            .health_check
+            .as_ref()
+            .and_then(|h| h.enabled)
+            .unwrap_or(true);
+        let hpath = match u.health_check.as_ref().and_then(|h| h.path.as_deref()) {
+            Some(hp) => health_path(&mut issues, &format!("{p}.health_check.path"), hp),
+            None => global_health_path.clone(),
+        };
+        if let Some(ca) = &u.ca_file {
+            if !std::path::Path::new(ca).is_file() {
+                issues.add(
+                    format!("{p}.ca_file"),
+                    format!("`{ca}` is not a readable file"),
+                );
+            }
+        }
+        let (tls, host, port, base_path) =
+            parsed.unwrap_or((false, String::new(), 0, String::new()));
+        index_of.insert(name.clone(), upstreams.len());
+        upstreams.push(UpstreamConfig {
+            connect_timeout: duration(
+                &mut issues,
+                &format!("{p}.connect_timeout"),
+                u.connect_timeout.as_ref(),
+                Duration::from_secs(3),
+            ),
+            response_timeout: duration(
+                &mut issues,
+                &format!("{p}.response_timeout"),
+                u.response_timeout.as_ref(),
+                Duration::from_secs(300),
+            ),
+            first_token_timeout: duration(
+                &mut issues,
+                &format!("{p}.first_token_timeout"),
+                u.first_token_timeout.as_ref(),
+                Duration::from_secs(60),
+            ),
+            idle_timeout: duration(
+                &mut issues,
+                &format!("{p}.idle_timeout"),
+                u.idle_timeout.as_ref(),
+                Duration::from_secs(60),
+            ),
+            name,
+            tls,
+            host,
+            port,
+            base_path,
+            api_key: u.api_key.map(Secret::new),
+            format,
+            headers,
+            retry_on,
+            health_path: enabled.then_some(hpath),
+            ca_file: u.ca_file,
+        });
+    }
+
+    // Models.
+    let mut models = BTreeMap::new();
+    if file.models.is_empty() {
+        issues.add("models", "at least one logical model is required");
+    }
+    for (name, targets) in file.models {
+        let p = format!("models.{name}");
+        if targets.is_empty() {
+            issues.add(&p, "has no targets");
+        }
+        if targets.len() > MAX_TARGETS_PER_MODEL {
+            issues.add(
+                &p,
+                format!(
+                    "has {} targets; at most {MAX_TARGETS_PER_MODEL} are supported",
+                    targets.len()
+                ),
+            );
+        }
+        let mut out = Vec::with_capacity(targets.len());
+        for (i, t) in targets.into_iter().enumerate() {
+            let tp = format!("{p}[{i}]");
+            let Some(&up) = index_of.get(&t.upstream) else {
+                issues.add(
+                    format!("{tp}.upstream"),
+                    format!("`{}` is not defined under upstreams", t.upstream),
+                );
+                continue;
+            };
+            let weight = t.weight.unwrap_or(1);
+            if weight == 0 {
+                issues.add(
+                    format!("{tp}.weight"),
+                    "must be at least 1 (remove the target to disable it)",
+                );
+            }
+            if t.quota.is_some() {
+                unenforced.push(format!("{tp}.quota"));
+            }
+            let model = t.model.unwrap_or_else(|| name.clone());
+            if model.is_empty() {
+                issues.add(format!("{tp}.model"), "must not be empty");
+            }
+            out.push(TargetConfig {
+                upstream: up,
+                model,
+                priority: t.priority.unwrap_or(1),
+                weight: weight.max(1),
+            });
+        }
+        models.insert(name, out);
+    }
+
+    // Client keys.
+    let auth = file.auth.map(|a| {
+        let mut names = HashSet::new();
+        let mut keys = HashSet::new();
+        let mut out = Vec::new();
+        for (i, k) in a.api_keys.into_iter().enumerate() {
+            let kp = format!("auth.api_keys[{i}]");
+            if k.name.is_empty() {
+                issues.add(format!("{kp}.name"), "must not be empty");
+            }
+            if !names.insert(k.name.clone()) {
+                issues.add(
+                    format!("{kp}.name"),
+                    format!("`{}` is used by another key", k.name),
+                );
+            }
+            if k.key.len() < 8 {
+                issues.add(format!("{kp}.key"), "must be at least 8 characters");
+            }
+            if !keys.insert(k.key.clone()) {
+                issues.add(format!("{kp}.key"), "is the same as another key's");
+            }
+            if let Some(list) = &k.models {
+                for (j, m) in list.iter().enumerate() {
+                    if !models.contains_key(m) {
+                        issues.add(
+                            format!("{kp}.models[{j}]"),
+                            format!("`{m}` is not defined under models"),
+                        );
+                    }
+                }
+            }
+            let rpm = k.rate_limit.as_ref().and_then(|r| r.rpm);
+            if rpm == Some(0) {
+                issues.add(format!("{kp}.rate_limit.rpm"), "must be at least 1");
+            }
+            if k.rate_limit.as_ref().is_some_and(|r| r.tpm.is_some()) {
+                unenforced.push(format!("{kp}.rate_limit.tpm"));
+            }
+            out.push(ClientKeyConfig {
+                name: k.name,
+                key: Secret::new(k.key),
+                models: k.models,
+                rpm,
+            });
+        }
+        if out.is_empty() {
+            issues.add(
+                "auth.api_keys",
+                "is empty; remove `auth` to disable client authentication",
+            );
+        }
+        out
+    });
+
+    let retry = RetryConfig {
+        on_status: default_on_status,
+        max_attempts: retry_file.as_ref().and_then(|r| r.max_attempts),
+        total_timeout: duration(
+            &mut issues,
+            "retry.total_timeout",
+            retry_file.as_ref().and_then(|r| r.total_timeout.as_ref()),
+            Duration::from_secs(600),
+        ),
+    };
+    if retry.max_attempts == Some(0) {
+        issues.add("retry.max_attempts", "must be at least 1");
+    }
+
+    let health_check = HealthCheckConfig {
+        enabled: hc.as_ref().and_then(|h| h.enabled).unwrap_or(true),
+        interval: duration(
+            &mut issues,
+            "health_check.interval",
+            hc.as_ref().and_then(|h| h.interval.as_ref()),
+            Duration::from_secs(10),
+        ),
+        timeout: duration(
+            &mut issues,
+            "health_check.timeout",
+            hc.as_ref().and_then(|h| h.timeout.as_ref()),
+            Duration::from_secs(2),
+        ),
+        path: global_health_path,
+        unhealthy_after: hc.as_ref().and_then(|h| h.unhealthy_after).unwrap_or(2),
+        healthy_after: hc.as_ref().and_then(|h| h.healthy_after).unwrap_or(1),
+    };
+    if health_check.unhealthy_after == 0 {
+        issues.add("health_check.unhealthy_after", "must be at least 1");
+    }
+    if health_check.healthy_after == 0 {
+        issues.add("health_check.healthy_after", "must be at least 1");
+    }
+
+    let max_body_bytes = match file.limits.and_then(|l| l.max_body_bytes) {
+        None => 32 << 20,
+        Some(ByteSize::Number(n)) => n,
+        Some(ByteSize::Text(t)) => parse_byte_size(&t).unwrap_or_else(|| {
+            issues.add(
+                "limits.max_body_bytes",
+                format!("`{t}` is not a size (use e.g. 32MiB, 512KB)"),
+            );
+            32 << 20
+        }),
+    };
+    if max_body_bytes == 0 {
+        issues.add("limits.max_body_bytes", "must be greater than zero");
+    }
+
+    if let Some(state) = file.state {
+        match state.backend.as_str() {
+            "file" if state.path.is_some() => {}
+            "redis" if state.url.is_some() => {}
+            "file" => issues.add("state.path", "is required with backend: file"),
+            "redis" => issues.add("state.url", "is required with backend: redis"),
+            other => issues.add(
+                "state.backend",
+                format!("`{other}` is not one of file, redis"),
+            ),
+        }
+        unenforced.push("state".to_string());
+    }
+    if file.routes.is_some() {
+        issues.add(
+            "routes",
+            "plain (non-AI) routes are not supported by this build",
+        );
+    }
+
+    let s = file.server;
+    let server = ServerSettings {
+        threads: s.as_ref().and_then(|s| s.threads).unwrap_or(2),
+        grace_period_seconds: s
+            .as_ref()
+            .and_then(|s| s.grace_period_seconds)
+            .unwrap_or(30),
+        graceful_shutdown_timeout_seconds: s
+            .as_ref()
+            .and_then(|s| s.graceful_shutdown_timeout_seconds)
+            .unwrap_or(5),
+        upstream_keepalive_pool_size: s
+            .as_ref()
+            .and_then(|s| s.upstream_keepalive_pool_size)
+            .unwrap_or(256),
+        pid_file: s.as_ref().and_then(|s| s.pid_file.clone()),
+        upgrade_sock: s.as_ref().and_then(|s| s.upgrade_sock.clone()),
+    };
+    if server.threads == 0 {
+        issues.add("server.threads", "must be at least 1");
+    }
+
+    let log_level = file.log.and_then(|l| l.level);
+    if let Some(l) = &log_level {
+        if l.parse::<log::LevelFilter>().is_err() {
+            issues.add(
+                "log.level",
+                format!("`{l}` is not one of off, error, warn, info, debug, trace"),
+            );
+        }
+    }
+
+    if !issues.0.is_empty() {
+        return Err(issues.0);
+    }
+    Ok(Config {
+        listen,
+        admin,
+        auth,
+        upstreams,
+        models,
+        retry,
+        health_check,
+        limits: LimitsConfig {
+            max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+        },
+        server,
+        log_level,
+        unenforced,
+    })
+}

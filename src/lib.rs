@@ -1,0 +1,15 @@
+//! llmgate: a high-availability OpenAI-compatible AI gateway on Pingora.
+//! The binary (`main.rs`) only parses the CLI; everything lives here so tests and
+//! benches drive the real code.
+
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod limits;
+pub mod mock;
+pub mod proxy;
+pub mod routing;
+pub mod secret;
+pub mod server;
+pub mod state;
+pub mod upstream;

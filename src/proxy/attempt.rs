@@ -1,0 +1,525 @@
+//! The attempt loop and the commit rule (design.md section 3).
+//!
+//! Each attempt picks the next target, sends the already-read body with the
+//! target's model spliced in, and waits for the upstream's first body bytes (for
+//! SSE: its first complete `data:` event). Only then is anything written to the
+//! client ("commit"); every earlier failure moves on to the next target unseen.
+
+use super::ctx::{AttemptRecord, RequestCtx};
+use super::handler::Done;
+use super::respond;
+use super::rewrite::ParsedBody;
+use super::sse::FirstEvent;
+use crate::error::{error_body, GatewayError};
+use crate::routing::{ModelRoute, Target, TriedSet};
+use crate::upstream::{Upstream, POOL_IDLE};
+use bytes::Bytes;
+use http::{header, HeaderName, HeaderValue};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::client::HttpSession;
+use pingora::proxy::Session;
+use pingora::{ErrorType, Result};
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Client headers never forwarded: hop-by-hop, the client's credentials, and the
+/// ones the gateway sets itself. `accept-encoding` is dropped so streams arrive
+/// uncompressed and their events can be seen.
+const NOT_FORWARDED: &[&str] = &[
+    "host",
+    "content-length",
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+    "accept-encoding",
+    "x-request-id",
+];
+
+/// Upstream response headers not copied to the client.
+const NOT_RETURNED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+];
+
+/// Why an attempt failed before commit.
+struct Failure {
+    reason: String,
+    timeout: bool,
+    /// `Some` for a retryable status: the status and the upstream's Retry-After.
+    status: Option<(u16, Option<Duration>)>,
+}
+
+impl Failure {
+    fn other(reason: impl Into<String>) -> Self {
+        Failure {
+            reason: reason.into(),
+            timeout: false,
+            status: None,
+        }
+    }
+    fn timeout(reason: impl Into<String>) -> Self {
+        Failure {
+            reason: reason.into(),
+            timeout: true,
+            status: None,
+        }
+    }
+}
+
+/// An upstream answer ready to commit: headers read, first bytes buffered.
+struct Ready {
+    up: HttpSession,
+    header: ResponseHeader,
+    chunks: Vec<Bytes>,
+    sse: bool,
+}
+
+/// The request as it goes to every upstream, prepared once.
+struct Outgoing<'a> {
+    /// Path after `/v1`, with the query string (e.g. `/chat/completions?x=1`).
+    rest: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: &'a ParsedBody,
+    request_id: HeaderValue,
+}
+
+pub async fn run(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    route: &ModelRoute,
+    body: &ParsedBody,
+) -> Result<Done> {
+    let rt = ctx.runtime.clone();
+    let deadline = ctx.started + rt.config.retry.total_timeout;
+    let max_attempts = rt
+        .config
+        .retry
+        .max_attempts
+        .map_or(usize::MAX, |m| m as usize)
+        .min(route.targets.len());
+    let out = outgoing(session, ctx, body);
+    let mut tried = TriedSet::default();
+    let mut rng = fastrand::Rng::new();
+    let mut all_429 = true;
+    let mut last_timeout = false;
+    let mut soonest_retry: Option<Duration> = None;
+
+    while (tried.len() as usize) < max_attempts {
+        let healthy = |t: &Target| rt.upstreams[t.upstream].health.is_healthy();
+        let Some(ti) = route.next(tried, healthy, &mut rng) else {
+            break;
+        };
+        tried.insert(ti);
+        let target = &route.targets[ti];
+        let up = &rt.upstreams[target.upstream];
+        if Instant::now() >= deadline {
+            last_timeout = true;
+            all_429 = false;
+            break;
+        }
+        let attempt = try_target(up, target, &out, deadline);
+        let result = tokio::select! {
+            r = attempt => r,
+            _ = client_gone(session) => {
+                ctx.client_gone = true;
+                ctx.attempts.push(AttemptRecord { upstream: target.upstream, outcome: "client disconnected".into() });
+                return Ok(Done::Cut);
+            }
+        };
+        match result {
+            Ok(ready) => {
+                let status = ready.header.status.as_u16();
+                ctx.attempts.push(AttemptRecord {
+                    upstream: target.upstream,
+                    outcome: status.to_string(),
+                });
+                ctx.served_by = Some(target.upstream);
+                return commit(session, ctx, up, ready, deadline).await;
+            }
+            Err(f) => {
+                log::debug!(
+                    "{} attempt {} on {} failed: {}",
+                    ctx.request_id,
+                    tried.len(),
+                    up.name(),
+                    f.reason
+                );
+                last_timeout = f.timeout;
+                match f.status {
+                    Some((429, ra)) => {
+                        if let Some(ra) = ra {
+                            soonest_retry = Some(soonest_retry.map_or(ra, |s| s.min(ra)));
+                        }
+                    }
+                    _ => all_429 = false,
+                }
+                ctx.attempts.push(AttemptRecord {
+                    upstream: target.upstream,
+                    outcome: f.reason,
+                });
+            }
+        }
+    }
+
+    let attempts = ctx.attempt_summary();
+    let err = if all_429 && !ctx.attempts.is_empty() {
+        GatewayError::Upstream {
+            status: 429,
+            attempts,
+            retry_after: Some(soonest_retry.unwrap_or(Duration::from_secs(1))),
+        }
+    } else if last_timeout || Instant::now() >= deadline {
+        GatewayError::Upstream {
+            status: 504,
+            attempts,
+            retry_after: None,
+        }
+    } else {
+        GatewayError::Upstream {
+            status: 502,
+            attempts,
+            retry_after: None,
+        }
+    };
+    respond::error(session, ctx, &err).await?;
+    Ok(Done::Answered)
+}
+
+fn outgoing<'a>(session: &Session, ctx: &RequestCtx, body: &'a ParsedBody) -> Outgoing<'a> {
+    let req = session.req_header();
+    let path = req.uri.path();
+    let mut rest = path.strip_prefix("/v1").unwrap_or(path).to_string();
+    if let Some(q) = req.uri.query() {
+        rest.push('?');
+        rest.push_str(q);
+    }
+    let headers = req
+        .headers
+        .iter()
+        .filter(|(k, _)| !NOT_FORWARDED.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let request_id =
+        HeaderValue::from_str(&ctx.request_id).unwrap_or(HeaderValue::from_static("invalid"));
+    Outgoing {
+        rest,
+        headers,
+        body,
+        request_id,
+    }
+}
+
+/// Waits until the client closes its connection (never returns otherwise).
+async fn client_gone(session: &mut Session) {
+    if session
+        .as_downstream_mut()
+        .read_body_or_idle(true)
+        .await
+        .is_ok()
+    {
+        // Bytes of a next request, not a close: nothing more to watch for.
+        std::future::pending::<()>().await;
+    }
+}
+
+fn budget(t: Duration, deadline: Instant) -> Duration {
+    t.min(deadline.saturating_duration_since(Instant::now()))
+}
+
+async fn within<T>(t: Duration, deadline: Instant, f: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(budget(t, deadline), f).await.ok()
+}
+
+async fn try_target(
+    up: &Upstream,
+    target: &Target,
+    out: &Outgoing<'_>,
+    deadline: Instant,
+) -> Result<Ready, Failure> {
+    let cfg = &up.cfg;
+    let (mut s, header) = {
+        // A pooled connection the upstream has meanwhile closed fails on first use;
+        // that is not the upstream's fault, so try a fresh one (bounded).
+        let mut stale = 0;
+        loop {
+            let (mut s, reused) = match within(
+                cfg.connect_timeout,
+                deadline,
+                up.connector.get_http_session(&up.peer),
+            )
+            .await
+            {
+                None => return Err(Failure::timeout("connect timeout")),
+                Some(Err(e)) if matches!(e.etype(), ErrorType::ConnectTimedout) => {
+                    return Err(Failure::timeout("connect timeout"))
+                }
+                Some(Err(e)) => {
+                    return Err(Failure::other(format!(
+                        "connect error ({})",
+                        e.etype().as_str()
+                    )))
+                }
+                Some(Ok(x)) => x,
+            };
+            match send(&mut s, up, target, out, deadline).await {
+                Ok(h) => break (s, h),
+                Err(f) if reused && !f.timeout && stale < 3 => stale += 1,
+                Err(f) => return Err(f),
+            }
+        }
+    };
+    let status = header.status.as_u16();
+    if up.retries_on(status) {
+        return Err(Failure {
+            reason: format!("status {status}"),
+            timeout: false,
+            status: Some((status, retry_after(&header))),
+        });
+    }
+    if !(200..300).contains(&status) {
+        // The client's problem (400, 404, 422, ...): passed through as sent.
+        return Ok(Ready {
+            up: s,
+            header,
+            chunks: Vec::new(),
+            sse: false,
+        });
+    }
+    let sse = header
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let wait = if sse {
+        cfg.first_token_timeout
+    } else {
+        cfg.response_timeout
+    };
+    let mut scan = FirstEvent::default();
+    let mut chunks = Vec::new();
+    loop {
+        match within(wait, deadline, s.read_response_body()).await {
+            None if sse => return Err(Failure::timeout("first token timeout")),
+            None => return Err(Failure::timeout("response timeout")),
+            Some(Err(e)) => {
+                return Err(Failure::other(format!(
+                    "connection broke before first data ({})",
+                    e.etype().as_str()
+                )))
+            }
+            Some(Ok(None)) if sse => {
+                return Err(Failure::other("stream ended before its first event"))
+            }
+            Some(Ok(None)) => {
+                return Ok(Ready {
+                    up: s,
+                    header,
+                    chunks,
+                    sse,
+                })
+            }
+            Some(Ok(Some(b))) => {
+                let done = !sse || scan.feed(&b);
+                if !b.is_empty() {
+                    chunks.push(b);
+                }
+                if done && !chunks.is_empty() {
+                    return Ok(Ready {
+                        up: s,
+                        header,
+                        chunks,
+                        sse,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Send the request (header, spliced body) and read the response header.
+async fn send(
+    s: &mut HttpSession,
+    up: &Upstream,
+    target: &Target,
+    out: &Outgoing<'_>,
+    deadline: Instant,
+) -> Result<ResponseHeader, Failure> {
+    let cfg = &up.cfg;
+    let (parts, len) = out.body.with_model(&target.model_json);
+    let mut path = String::with_capacity(cfg.base_path.len() + out.rest.len());
+    path.push_str(&cfg.base_path);
+    path.push_str(&out.rest);
+    let mut req = RequestHeader::build(
+        "POST",
+        path.as_bytes(),
+        Some(out.headers.len() + 6 + cfg.headers.len()),
+    )
+    .map_err(|_| Failure::other("bad upstream path"))?;
+    for (k, v) in &out.headers {
+        let _ = req.append_header(k.clone(), v.clone());
+    }
+    let _ = req.insert_header(header::HOST, up.authority.clone());
+    let _ = req.insert_header(header::CONTENT_LENGTH, len);
+    let _ = req.insert_header("x-request-id", out.request_id.clone());
+    if let Some(a) = &up.auth {
+        let _ = req.insert_header(header::AUTHORIZATION, a.clone());
+    }
+    for (k, v) in &cfg.headers {
+        let _ = req.insert_header(k.clone(), v.clone());
+    }
+    let write = async {
+        s.write_request_header(Box::new(req)).await?;
+        for p in parts {
+            s.write_request_body(p, false).await?;
+        }
+        s.finish_request_body().await
+    };
+    match within(cfg.response_timeout, deadline, write).await {
+        None => return Err(Failure::timeout("timeout sending request")),
+        Some(Err(e)) => {
+            return Err(Failure::other(format!(
+                "connection broke sending request ({})",
+                e.etype().as_str()
+            )))
+        }
+        Some(Ok(())) => {}
+    }
+    match within(cfg.response_timeout, deadline, s.read_response_header()).await {
+        None => Err(Failure::timeout("response timeout")),
+        Some(Err(e)) => Err(Failure::other(format!(
+            "connection closed before response ({})",
+            e.etype().as_str()
+        ))),
+        Some(Ok(())) => s
+            .response_header()
+            .cloned()
+            .ok_or_else(|| Failure::other("no response header")),
+    }
+}
+
+/// `Retry-After` (seconds or HTTP date) or OpenAI's `x-ratelimit-reset-*` ("1s", "6m0s").
+fn retry_after(h: &ResponseHeader) -> Option<Duration> {
+    if let Some(v) = h
+        .headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        if let Ok(secs) = v.parse::<u64>() {
+            return Some(Duration::from_secs(secs));
+        }
+        if let Ok(at) = httpdate::parse_http_date(v) {
+            return Some(at.duration_since(SystemTime::now()).unwrap_or_default());
+        }
+    }
+    ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
+        .iter()
+        .filter_map(|k| h.headers.get(*k).and_then(|v| v.to_str().ok()))
+        .filter_map(|v| humantime::parse_duration(v.trim()).ok())
+        .min()
+}
+
+/// Write the chosen answer to the client and pump the rest of the body through.
+async fn commit(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    up: &Upstream,
+    ready: Ready,
+    deadline: Instant,
+) -> Result<Done> {
+    let Ready {
+        up: mut s,
+        header,
+        chunks,
+        sse,
+    } = ready;
+    let mut resp = ResponseHeader::build(header.status, Some(header.headers.len() + 4))?;
+    for (k, v) in header.headers.iter() {
+        if !NOT_RETURNED.contains(&k.as_str()) {
+            resp.append_header(k.clone(), v.clone())?;
+        }
+    }
+    // Framing: keep the upstream's length when the body passes unchanged; streams
+    // are chunked so an in-band error event can still be appended.
+    let length = header.headers.get(header::CONTENT_LENGTH).filter(|_| !sse);
+    match length {
+        Some(l) => resp.insert_header(header::CONTENT_LENGTH, l.clone())?,
+        None if !session.as_downstream().is_http2() => {
+            resp.insert_header(header::TRANSFER_ENCODING, "chunked")?
+        }
+        None => {}
+    }
+    respond::stamp(&mut resp, ctx);
+    session.write_response_header(Box::new(resp), false).await?;
+    for c in chunks {
+        session.write_response_body(Some(c), false).await?;
+    }
+    loop {
+        // Finish as soon as the body is complete, before the client (which has its
+        // whole answer) closes the connection and looks like a disconnect.
+        let next = if s.response_done() {
+            Some(Ok(None))
+        } else {
+            tokio::select! {
+            r = within(up.cfg.idle_timeout, deadline, s.read_response_body()) => r,
+                _ = client_gone(session) => {
+                    ctx.client_gone = true;
+                    return Ok(Done::Cut);
+                }
+            }
+        };
+        let reason = match next {
+            Some(Ok(Some(b))) => {
+                session.write_response_body(Some(b), false).await?;
+                continue;
+            }
+            Some(Ok(None)) => {
+                session.write_response_body(None, true).await?;
+                up.connector
+                    .release_http_session(s, &up.peer, Some(POOL_IDLE))
+                    .await;
+                return Ok(Done::Answered);
+            }
+            Some(Err(e)) => format!(
+                "upstream connection broke mid-response ({})",
+                e.etype().as_str()
+            ),
+            None if Instant::now() >= deadline => "total_timeout reached mid-response".to_string(),
+            None => "upstream idle timeout mid-response".to_string(),
+        };
+        log::warn!("{} {}: {reason}", ctx.request_id, up.name());
+        ctx.cut = Some(reason.clone());
+        if !sse {
+            // A cut plain body must look cut: drop the connection, never end it cleanly.
+            return Ok(Done::Cut);
+        }
+        let event = error_body(
+            &format!("upstream {}: {reason}", up.name()),
+            "upstream_error",
+            "stream_interrupted",
+        );
+        let mut frame = Vec::with_capacity(event.len() + 8);
+        frame.extend_from_slice(b"data: ");
+        frame.extend_from_slice(&event);
+        frame.extend_from_slice(b"\n\n");
+        session
+            .write_response_body(Some(Bytes::from(frame)), false)
+            .await?;
+        session.write_response_body(None, true).await?;
+        return Ok(Done::Answered);
+    }
+}

@@ -1,0 +1,72 @@
+//! All per-request state, pinned to the runtime snapshot the request started on.
+
+use crate::state::Runtime;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How one attempt ended, for the access log and the all-failed message.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub upstream: usize,
+    pub outcome: String,
+}
+
+pub struct RequestCtx {
+    pub runtime: Arc<Runtime>,
+    pub started: Instant,
+    pub request_id: String,
+    pub key_name: Option<String>,
+    pub model: Option<String>,
+    pub attempts: Vec<AttemptRecord>,
+    /// Name of the upstream whose answer reached the client.
+    pub served_by: Option<usize>,
+    /// Set when a committed response was cut (logged as such).
+    pub cut: Option<String>,
+    pub client_gone: bool,
+}
+
+impl RequestCtx {
+    pub fn new(runtime: Arc<Runtime>) -> Self {
+        RequestCtx {
+            runtime,
+            started: Instant::now(),
+            request_id: String::new(),
+            key_name: None,
+            model: None,
+            attempts: Vec::new(),
+            served_by: None,
+            cut: None,
+            client_gone: false,
+        }
+    }
+
+    /// `upstream: reason; upstream: reason` — names only, never keys or URLs.
+    pub fn attempt_summary(&self) -> String {
+        let mut s = String::new();
+        for a in &self.attempts {
+            if !s.is_empty() {
+                s.push_str("; ");
+            }
+            let name = self
+                .runtime
+                .upstreams
+                .get(a.upstream)
+                .map(|u| u.name())
+                .unwrap_or("?");
+            s.push_str(name);
+            s.push_str(": ");
+            s.push_str(&a.outcome);
+        }
+        s
+    }
+}
+
+/// Keep the client's `x-request-id` when it is sane, else make one.
+pub fn request_id(client: Option<&[u8]>) -> String {
+    match client {
+        Some(v) if !v.is_empty() && v.len() <= 128 && v.iter().all(|b| b.is_ascii_graphic()) => {
+            String::from_utf8_lossy(v).into_owned()
+        }
+        _ => format!("{:032x}", fastrand::u128(..)),
+    }
+}

@@ -1,0 +1,225 @@
+//! What `request_filter` does for every request: pick the endpoint, authenticate,
+//! read and parse the body, resolve the model, admit, then hand over to the
+//! attempt loop. Errors here are answered before any upstream is contacted.
+
+use super::attempt;
+use super::ctx::RequestCtx;
+use super::respond;
+use super::rewrite::ParsedBody;
+use crate::error::GatewayError;
+use crate::state::{ClientKey, Runtime};
+use bytes::{Bytes, BytesMut};
+use http::Method;
+use pingora::proxy::Session;
+use pingora::Result;
+use std::time::Duration;
+
+/// How long a client may take to send each piece of its body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the handler did; `Cut` asks Pingora to drop the connection (a committed
+/// response could not be completed and must not look complete).
+pub enum Done {
+    Answered,
+    Cut,
+}
+
+pub async fn handle(session: &mut Session, ctx: &mut RequestCtx) -> Result<Done> {
+    let rt = ctx.runtime.clone();
+    let req = session.req_header();
+    let path = req.uri.path();
+    let method = req.method.clone();
+
+    if path == "/health" {
+        return simple(
+            session,
+            ctx,
+            method == Method::GET || method == Method::HEAD,
+            health_answer(&rt),
+        )
+        .await;
+    }
+    let Some(rest) = path.strip_prefix("/v1/") else {
+        respond::error(session, ctx, &GatewayError::NotFound).await?;
+        return Ok(Done::Answered);
+    };
+    if rest == "models" {
+        if method != Method::GET {
+            respond::error(session, ctx, &GatewayError::MethodNotAllowed).await?;
+            return Ok(Done::Answered);
+        }
+        let key = match authenticate(&rt, session) {
+            Ok(k) => k,
+            Err(e) => return fail(session, ctx, e).await,
+        };
+        ctx.key_name = key.map(|k| k.name.clone());
+        let body = models_list(&rt, key);
+        respond::json(session, ctx, 200, body, &[]).await?;
+        return Ok(Done::Answered);
+    }
+    if method != Method::POST {
+        respond::error(session, ctx, &GatewayError::MethodNotAllowed).await?;
+        return Ok(Done::Answered);
+    }
+    let key = match authenticate(&rt, session) {
+        Ok(k) => k,
+        Err(e) => return fail(session, ctx, e).await,
+    };
+    ctx.key_name = key.map(|k| k.name.clone());
+
+    let body = match read_body(session, rt.config.limits.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return fail(session, ctx, e).await,
+    };
+    let parsed = match ParsedBody::parse(body) {
+        Ok(p) => p,
+        Err(msg) => return fail(session, ctx, GatewayError::BadRequest(msg)).await,
+    };
+    ctx.model = Some(parsed.model.clone());
+    let Some(route) = rt.models.get(&parsed.model) else {
+        return fail(
+            session,
+            ctx,
+            GatewayError::UnknownModel(parsed.model.clone()),
+        )
+        .await;
+    };
+    if let Some(k) = key {
+        if !k.may_use(&parsed.model) {
+            return fail(
+                session,
+                ctx,
+                GatewayError::ModelNotAllowed(parsed.model.clone()),
+            )
+            .await;
+        }
+        if let Some(Err(wait)) = k.rate.as_ref().map(|r| r.admit()) {
+            return fail(
+                session,
+                ctx,
+                GatewayError::RateLimited { retry_after: wait },
+            )
+            .await;
+        }
+    }
+    attempt::run(session, ctx, route, &parsed).await
+}
+
+async fn fail(session: &mut Session, ctx: &mut RequestCtx, e: GatewayError) -> Result<Done> {
+    respond::error(session, ctx, &e).await?;
+    Ok(Done::Answered)
+}
+
+async fn simple(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    method_ok: bool,
+    answer: (u16, Bytes),
+) -> Result<Done> {
+    if !method_ok {
+        respond::error(session, ctx, &GatewayError::MethodNotAllowed).await?;
+    } else {
+        respond::json(session, ctx, answer.0, answer.1, &[]).await?;
+    }
+    Ok(Done::Answered)
+}
+
+fn health_answer(rt: &Runtime) -> (u16, Bytes) {
+    if rt.any_healthy() {
+        (200, Bytes::from_static(br#"{"status":"ok"}"#))
+    } else {
+        (503, Bytes::from_static(br#"{"status":"unavailable"}"#))
+    }
+}
+
+/// The client key from `Authorization: Bearer`, `x-api-key` or `api-key`.
+fn authenticate<'a>(
+    rt: &'a Runtime,
+    session: &Session,
+) -> Result<Option<&'a ClientKey>, GatewayError> {
+    let Some(keys) = &rt.keys else {
+        return Ok(None);
+    };
+    let h = &session.req_header().headers;
+    let presented = h
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .unwrap_or(v)
+                .trim()
+        })
+        .or_else(|| h.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .or_else(|| h.get("api-key").and_then(|v| v.to_str().ok()));
+    match presented {
+        None | Some("") => Err(GatewayError::MissingKey),
+        Some(k) => keys.get(k).map(Some).ok_or(GatewayError::InvalidKey),
+    }
+}
+
+fn models_list(rt: &Runtime, key: Option<&ClientKey>) -> Bytes {
+    let data: Vec<serde_json::Value> = rt
+        .models
+        .keys()
+        .filter(|m| key.is_none_or(|k| k.may_use(m)))
+        .map(|m| serde_json::json!({"id": m, "object": "model", "created": 0, "owned_by": "llmgate"}))
+        .collect();
+    Bytes::from(serde_json::json!({"object": "list", "data": data}).to_string())
+}
+
+/// Read the whole request body, bounded by `max` bytes.
+async fn read_body(session: &mut Session, max: usize) -> Result<Bytes, GatewayError> {
+    let declared = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(GatewayError::BodyTooLarge(max));
+    }
+    let expects_continue = session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        // Without this, curl-like clients wait a second before sending the body.
+        session
+            .as_downstream_mut()
+            .write_continue_response()
+            .await
+            .map_err(|_| GatewayError::BadRequest("client went away".into()))?;
+    }
+    // A body that arrives in one piece (the common case) is kept as is, not copied.
+    let mut first: Option<Bytes> = None;
+    let mut buf = BytesMut::new();
+    let mut total = 0usize;
+    loop {
+        let chunk = tokio::time::timeout(BODY_READ_TIMEOUT, session.read_request_body())
+            .await
+            .map_err(|_| GatewayError::BadRequest("timed out reading the request body".into()))?
+            .map_err(|e| {
+                GatewayError::BadRequest(format!(
+                    "could not read the request body: {}",
+                    e.etype().as_str()
+                ))
+            })?;
+        let Some(c) = chunk else { break };
+        total += c.len();
+        if total > max {
+            return Err(GatewayError::BodyTooLarge(max));
+        }
+        match first.take() {
+            None if buf.is_empty() => first = Some(c),
+            Some(f) => {
+                buf.reserve(declared.unwrap_or(total).min(max));
+                buf.extend_from_slice(&f);
+                buf.extend_from_slice(&c);
+            }
+            None => buf.extend_from_slice(&c),
+        }
+    }
+    Ok(first.unwrap_or_else(|| buf.freeze()))
+}

@@ -1,0 +1,143 @@
+//! The request body is parsed once (syntax checked in full, nothing built but the
+//! `model` span); each attempt splices the target's model into the original bytes.
+//! Every other byte of the body reaches the upstream unchanged.
+
+use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::ops::Range;
+
+/// Bodies up to this size are sent as one contiguous buffer (one write); larger
+/// ones as three zero-copy slices, so a 1 MiB body is never copied.
+const CONCAT_LIMIT: usize = 16 * 1024;
+
+#[derive(Debug)]
+pub struct ParsedBody {
+    pub body: Bytes,
+    /// The logical model the client asked for.
+    pub model: String,
+    /// Byte range of the `model` value (quotes included) in `body`.
+    span: Range<usize>,
+}
+
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(borrow)]
+    model: Option<&'a RawValue>,
+}
+
+impl ParsedBody {
+    pub fn parse(body: Bytes) -> Result<ParsedBody, String> {
+        let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        if first != Some(&b'{') {
+            return Err("request body must be a JSON object".into());
+        }
+        let probe: Probe = serde_json::from_slice(&body)
+            .map_err(|e| format!("request body is not valid JSON: {e}"))?;
+        let raw = probe.model.ok_or("request body has no `model`")?;
+        let model: String =
+            serde_json::from_str(raw.get()).map_err(|_| "`model` must be a string".to_string())?;
+        if model.is_empty() {
+            return Err("`model` must not be empty".into());
+        }
+        // The RawValue borrows from `body`, so its offset is a pointer difference.
+        let start = (raw.get().as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+        let end = start + raw.get().len();
+        if end > body.len() {
+            return Err("internal: model span outside body".into());
+        }
+        Ok(ParsedBody {
+            body,
+            model,
+            span: start..end,
+        })
+    }
+
+    /// The body with `model_json` (an encoded JSON string) in place of the model:
+    /// one or three buffers, and their total length.
+    pub fn with_model(&self, model_json: &Bytes) -> (Vec<Bytes>, usize) {
+        let prefix = self.body.slice(..self.span.start);
+        let suffix = self.body.slice(self.span.end..);
+        let len = prefix.len() + model_json.len() + suffix.len();
+        if len <= CONCAT_LIMIT {
+            let mut b = BytesMut::with_capacity(len);
+            b.extend_from_slice(&prefix);
+            b.extend_from_slice(model_json);
+            b.extend_from_slice(&suffix);
+            (vec![b.freeze()], len)
+        } else {
+            (vec![prefix, model_json.clone(), suffix], len)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewrite(body: &str, model: &str) -> String {
+        let p = ParsedBody::parse(Bytes::from(body.to_string())).unwrap();
+        let mj = Bytes::from(serde_json::Value::from(model).to_string());
+        let (parts, len) = p.with_model(&mj);
+        let out: Vec<u8> = parts.iter().flat_map(|b| b.iter().copied()).collect();
+        assert_eq!(out.len(), len);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn splices_only_the_model() {
+        let body =
+            r#"{ "messages":[{"role":"user","content":"model: \"x\""}], "model" : "chat", "n":1 }"#;
+        assert_eq!(
+            rewrite(body, "gpt-4o"),
+            r#"{ "messages":[{"role":"user","content":"model: \"x\""}], "model" : "gpt-4o", "n":1 }"#
+        );
+        let p = ParsedBody::parse(Bytes::from(body)).unwrap();
+        assert_eq!(p.model, "chat");
+    }
+
+    #[test]
+    fn nested_model_keys_are_not_touched() {
+        let body = r#"{"tools":[{"model":"inner"}],"model":"chat"}"#;
+        assert_eq!(
+            rewrite(body, "a\"b"),
+            r#"{"tools":[{"model":"inner"}],"model":"a\"b"}"#
+        );
+    }
+
+    #[test]
+    fn escaped_model_is_decoded() {
+        let p = ParsedBody::parse(Bytes::from(r#"{"model":"ch\u0061t"}"#)).unwrap();
+        assert_eq!(p.model, "chat");
+    }
+
+    #[test]
+    fn large_body_is_three_slices() {
+        let big = format!(r#"{{"model":"chat","pad":"{}"}}"#, "x".repeat(100_000));
+        let p = ParsedBody::parse(Bytes::from(big)).unwrap();
+        let (parts, _) = p.with_model(&Bytes::from_static(b"\"m\""));
+        assert_eq!(parts.len(), 3);
+    }
+
+    #[test]
+    fn rejects_bad_bodies() {
+        for bad in [
+            "",
+            "[]",
+            "[\"model\"]",
+            "{",
+            "{\"x\":1}",
+            "{\"model\":3}",
+            "{\"model\":\"\"}",
+            "{\"model\":\"a\",\"model\":\"b\"}",
+        ] {
+            assert!(ParsedBody::parse(Bytes::from(bad)).is_err(), "{bad}");
+        }
+        let deep = format!(
+            "{{\"model\":\"a\",\"x\":{}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(ParsedBody::parse(Bytes::from(deep)).is_err());
+    }
+}

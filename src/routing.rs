@@ -1,0 +1,185 @@
+//! Logical model -> priority tiers -> weighted pick among healthy, untried targets
+//! (design.md section 2, "Rules"). Pure and allocation-free per pick; the RNG is
+//! passed in so tests are deterministic.
+
+use crate::config::TargetConfig;
+use bytes::Bytes;
+use std::ops::Range;
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Index into `Runtime::upstreams`.
+    pub upstream: usize,
+    /// Model name sent upstream, and the same pre-encoded as a JSON string for the splice.
+    pub model: String,
+    pub model_json: Bytes,
+    pub weight: u32,
+    pub priority: u32,
+}
+
+#[derive(Debug)]
+pub struct ModelRoute {
+    /// Sorted by priority (stable, so file order breaks ties).
+    pub targets: Vec<Target>,
+    tiers: Vec<Range<usize>>,
+}
+
+impl ModelRoute {
+    pub fn new(configs: &[TargetConfig]) -> Self {
+        let mut targets: Vec<Target> = configs
+            .iter()
+            .map(|t| Target {
+                upstream: t.upstream,
+                model_json: Bytes::from(serde_json::Value::from(t.model.as_str()).to_string()),
+                model: t.model.clone(),
+                weight: t.weight.max(1),
+                priority: t.priority,
+            })
+            .collect();
+        targets.sort_by_key(|t| t.priority);
+        let mut tiers: Vec<Range<usize>> = Vec::new();
+        for (i, t) in targets.iter().enumerate() {
+            match tiers.last_mut() {
+                Some(r) if targets[r.start].priority == t.priority => r.end = i + 1,
+                _ => tiers.push(i..i + 1),
+            }
+        }
+        ModelRoute { targets, tiers }
+    }
+
+    /// The next target to try: the first tier with a healthy untried target, weighted
+    /// random inside it; when no healthy untried target is left, untried unhealthy
+    /// ones in priority order (fail open: trying beats refusing).
+    pub fn next(
+        &self,
+        tried: TriedSet,
+        healthy: impl Fn(&Target) -> bool,
+        rng: &mut fastrand::Rng,
+    ) -> Option<usize> {
+        for pass_healthy_only in [true, false] {
+            for tier in &self.tiers {
+                let ok = |i: usize| {
+                    !tried.contains(i) && (!pass_healthy_only || healthy(&self.targets[i]))
+                };
+                let total: u64 = tier
+                    .clone()
+                    .filter(|&i| ok(i))
+                    .map(|i| u64::from(self.targets[i].weight))
+                    .sum();
+                if total == 0 {
+                    continue;
+                }
+                let mut r = rng.u64(0..total);
+                for i in tier.clone().filter(|&i| ok(i)) {
+                    let w = u64::from(self.targets[i].weight);
+                    if r < w {
+                        return Some(i);
+                    }
+                    r -= w;
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Targets already tried by one request (a model has at most 64 targets; validated).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TriedSet(u64);
+
+impl TriedSet {
+    pub fn insert(&mut self, i: usize) {
+        self.0 |= 1u64 << (i & 63);
+    }
+    pub fn contains(&self, i: usize) -> bool {
+        self.0 & (1u64 << (i & 63)) != 0
+    }
+    pub fn len(&self) -> u32 {
+        self.0.count_ones()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(spec: &[(usize, u32, u32)]) -> ModelRoute {
+        let cfg: Vec<TargetConfig> = spec
+            .iter()
+            .map(|&(upstream, priority, weight)| TargetConfig {
+                upstream,
+                model: format!("m{upstream}"),
+                priority,
+                weight,
+            })
+            .collect();
+        ModelRoute::new(&cfg)
+    }
+
+    #[test]
+    fn lower_priority_number_first_then_next_tier() {
+        let r = route(&[(0, 2, 1), (1, 1, 1)]);
+        let mut rng = fastrand::Rng::with_seed(1);
+        let mut tried = TriedSet::default();
+        let first = r.next(tried, |_| true, &mut rng).unwrap();
+        assert_eq!(r.targets[first].upstream, 1);
+        tried.insert(first);
+        let second = r.next(tried, |_| true, &mut rng).unwrap();
+        assert_eq!(r.targets[second].upstream, 0);
+        tried.insert(second);
+        assert_eq!(r.next(tried, |_| true, &mut rng), None);
+    }
+
+    #[test]
+    fn weights_split_traffic() {
+        let r = route(&[(0, 1, 3), (1, 1, 1)]);
+        let mut rng = fastrand::Rng::with_seed(7);
+        let n = 40_000;
+        let a = (0..n)
+            .filter(|_| {
+                r.targets[r.next(TriedSet::default(), |_| true, &mut rng).unwrap()].upstream == 0
+            })
+            .count();
+        let share = a as f64 / n as f64;
+        assert!((0.73..0.77).contains(&share), "share {share}");
+    }
+
+    #[test]
+    fn unhealthy_skipped_but_tried_last_fail_open() {
+        let r = route(&[(0, 1, 1), (1, 2, 1)]);
+        let mut rng = fastrand::Rng::with_seed(3);
+        let healthy = |t: &Target| t.upstream != 0;
+        let mut tried = TriedSet::default();
+        let a = r.next(tried, healthy, &mut rng).unwrap();
+        assert_eq!(
+            r.targets[a].upstream, 1,
+            "healthy lower tier before unhealthy higher tier"
+        );
+        tried.insert(a);
+        let b = r.next(tried, healthy, &mut rng).unwrap();
+        assert_eq!(
+            r.targets[b].upstream, 0,
+            "unhealthy still tried when nothing else is left"
+        );
+        tried.insert(b);
+        assert_eq!(tried.len(), 2);
+        assert_eq!(r.next(tried, |_| false, &mut rng), None);
+    }
+
+    #[test]
+    fn model_json_is_escaped() {
+        let cfg = [TargetConfig {
+            upstream: 0,
+            model: "a\"b".into(),
+            priority: 1,
+            weight: 1,
+        }];
+        assert_eq!(
+            &ModelRoute::new(&cfg).targets[0].model_json[..],
+            br#""a\"b""#
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! `Runtime`: everything the request path needs, built from a validated `Config`
+//! and held in an `ArcSwap`. A request pins the snapshot it started with.
+
+use crate::config::Config;
+use crate::limits::RateLimiter;
+use crate::routing::ModelRoute;
+use crate::upstream::Upstream;
+use arc_swap::ArcSwap;
+use pingora::connectors::http::Connector;
+use pingora::connectors::ConnectorOptions;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+pub type SharedRuntime = Arc<ArcSwap<Runtime>>;
+
+pub struct ClientKey {
+    pub name: String,
+    /// `None`: every logical model.
+    pub models: Option<HashSet<String>>,
+    pub rate: Option<RateLimiter>,
+}
+
+impl ClientKey {
+    pub fn may_use(&self, model: &str) -> bool {
+        self.models.as_ref().is_none_or(|m| m.contains(model))
+    }
+}
+
+pub struct Runtime {
+    pub config: Config,
+    pub upstreams: Vec<Upstream>,
+    pub models: HashMap<String, ModelRoute>,
+    /// Client key (exposed) -> key info. `None`: authentication disabled.
+    pub keys: Option<HashMap<String, ClientKey>>,
+}
+
+impl Runtime {
+    /// Build a snapshot. `previous` hands over health state of upstreams that keep
+    /// their name, so a reload does not reset what the checks learned.
+    pub fn build(
+        config: Config,
+        base: &ConnectorOptions,
+        previous: Option<&Runtime>,
+    ) -> Result<Runtime, Vec<String>> {
+        let mut errors = Vec::new();
+        let default_connector = Arc::new(Connector::new(Some(base.clone())));
+        let mut by_ca: HashMap<String, Arc<Connector>> = HashMap::new();
+        let mut upstreams = Vec::with_capacity(config.upstreams.len());
+        for u in &config.upstreams {
+            let connector = match &u.ca_file {
+                None => default_connector.clone(),
+                Some(ca) => by_ca
+                    .entry(ca.clone())
+                    .or_insert_with(|| {
+                        let mut o = base.clone();
+                        o.ca_file = Some(ca.clone());
+                        Arc::new(Connector::new(Some(o)))
+                    })
+                    .clone(),
+            };
+            let health = previous
+                .and_then(|p| p.upstreams.iter().find(|x| x.cfg.name == u.name))
+                .map(|x| x.health.clone())
+                .unwrap_or_default();
+            match Upstream::new(u.clone(), connector, health) {
+                Ok(up) => upstreams.push(up),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let models = config
+            .models
+            .iter()
+            .map(|(name, targets)| (name.clone(), ModelRoute::new(targets)))
+            .collect();
+        let keys = config.auth.as_ref().map(|keys| {
+            keys.iter()
+                .map(|k| {
+                    let info = ClientKey {
+                        name: k.name.clone(),
+                        models: k.models.as_ref().map(|m| m.iter().cloned().collect()),
+                        rate: k.rpm.map(RateLimiter::per_minute),
+                    };
+                    (k.key.expose().to_string(), info)
+                })
+                .collect()
+        });
+        Ok(Runtime {
+            config,
+            upstreams,
+            models,
+            keys,
+        })
+    }
+
+    /// At least one upstream is usable (for `GET /health`).
+    pub fn any_healthy(&self) -> bool {
+        self.upstreams.iter().any(|u| u.health.is_healthy())
+    }
+}

@@ -1,0 +1,192 @@
+//! Upstream health: a small state machine fed by active checks (this file's
+//! background service). It flips only after `unhealthy_after` consecutive failures
+//! or `healthy_after` consecutive successes, and logs only on a flip.
+
+use crate::state::SharedRuntime;
+use crate::upstream::Upstream;
+use async_trait::async_trait;
+use http::header;
+use pingora::http::RequestHeader;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct Health {
+    healthy: AtomicBool,
+    fails: AtomicU32,
+    oks: AtomicU32,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        // Optimistic start: a new upstream is usable until a check says otherwise.
+        Health {
+            healthy: AtomicBool::new(true),
+            fails: AtomicU32::new(0),
+            oks: AtomicU32::new(0),
+            last_error: Mutex::new(None),
+        }
+    }
+}
+
+impl Health {
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+
+    /// Record one check result; returns `Some(new_state)` only when the state flips.
+    pub fn observe(
+        &self,
+        ok: bool,
+        error: Option<String>,
+        unhealthy_after: u32,
+        healthy_after: u32,
+    ) -> Option<bool> {
+        if ok {
+            self.fails.store(0, Ordering::Relaxed);
+            let oks = self.oks.fetch_add(1, Ordering::Relaxed) + 1;
+            if oks >= healthy_after && !self.healthy.swap(true, Ordering::Relaxed) {
+                return Some(true);
+            }
+        } else {
+            if let Ok(mut g) = self.last_error.lock() {
+                *g = error;
+            }
+            self.oks.store(0, Ordering::Relaxed);
+            let fails = self.fails.fetch_add(1, Ordering::Relaxed) + 1;
+            if fails >= unhealthy_after && self.healthy.swap(false, Ordering::Relaxed) {
+                return Some(false);
+            }
+        }
+        None
+    }
+}
+
+/// Runs the active checks as a Pingora background service; reads the current
+/// runtime each round, so a reload changes what is checked.
+pub struct HealthChecker {
+    pub runtime: SharedRuntime,
+}
+
+#[async_trait]
+impl BackgroundService for HealthChecker {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        loop {
+            let rt = self.runtime.load_full();
+            let hc = rt.config.health_check.clone();
+            if hc.enabled {
+                let mut set = tokio::task::JoinSet::new();
+                for (i, up) in rt.upstreams.iter().enumerate() {
+                    if up.cfg.health_path.is_some() {
+                        let rt = rt.clone();
+                        set.spawn(async move {
+                            let up = &rt.upstreams[i];
+                            let res = check(up, hc.timeout).await;
+                            let flip = up.health.observe(
+                                res.is_ok(),
+                                res.err(),
+                                hc.unhealthy_after,
+                                hc.healthy_after,
+                            );
+                            match flip {
+                                Some(true) => log::warn!("upstream {} is healthy again", up.name()),
+                                Some(false) => log::warn!(
+                                    "upstream {} marked unhealthy: {}",
+                                    up.name(),
+                                    up.health.last_error().unwrap_or_default()
+                                ),
+                                None => {}
+                            }
+                        });
+                    }
+                }
+                while set.join_next().await.is_some() {}
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(hc.interval) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// `GET <base_url><path>` with the upstream's own auth and extra headers; 2xx is
+/// healthy, anything else (401/403 included: a revoked key is an outage too) is not.
+async fn check(up: &Upstream, timeout: Duration) -> Result<(), String> {
+    let path = format!(
+        "{}{}",
+        up.cfg.base_path,
+        up.cfg.health_path.as_deref().unwrap_or("/models")
+    );
+    let run = async {
+        let (mut s, _) = up
+            .connector
+            .get_http_session(&up.peer)
+            .await
+            .map_err(|e| format!("connect: {}", e.etype().as_str()))?;
+        let mut req = RequestHeader::build("GET", path.as_bytes(), None)
+            .map_err(|_| "bad health path".to_string())?;
+        let _ = req.insert_header(header::HOST, up.authority.clone());
+        if let Some(a) = &up.auth {
+            let _ = req.insert_header(header::AUTHORIZATION, a.clone());
+        }
+        for (k, v) in &up.cfg.headers {
+            let _ = req.insert_header(k.clone(), v.clone());
+        }
+        s.write_request_header(Box::new(req))
+            .await
+            .map_err(|e| format!("write: {}", e.etype().as_str()))?;
+        s.finish_request_body()
+            .await
+            .map_err(|e| format!("write: {}", e.etype().as_str()))?;
+        s.read_response_header()
+            .await
+            .map_err(|e| format!("read: {}", e.etype().as_str()))?;
+        let status = s.response_header().map(|h| h.status.as_u16()).unwrap_or(0);
+        // Drain a small body so the connection can go back to the pool.
+        let mut drained = 0usize;
+        while let Ok(Some(b)) = s.read_response_body().await {
+            drained += b.len();
+            if drained > 1 << 20 {
+                break;
+            }
+        }
+        up.connector
+            .release_http_session(s, &up.peer, Some(super::POOL_IDLE))
+            .await;
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(format!("health check status {status}"))
+        }
+    };
+    match tokio::time::timeout(timeout, run).await {
+        Ok(r) => r,
+        Err(_) => Err("health check timed out".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flips_only_after_thresholds() {
+        let h = Health::default();
+        assert_eq!(h.observe(false, None, 2, 2), None);
+        assert!(h.is_healthy());
+        assert_eq!(h.observe(false, None, 2, 2), Some(false));
+        assert_eq!(h.observe(false, None, 2, 2), None);
+        assert_eq!(h.observe(true, None, 2, 2), None);
+        assert_eq!(h.observe(true, None, 2, 2), Some(true));
+        assert!(h.is_healthy());
+    }
+}

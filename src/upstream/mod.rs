@@ -1,0 +1,95 @@
+//! One configured provider at run time: its resolved peer, the headers the gateway
+//! sets on its behalf, its retry policy and its health.
+
+pub mod health;
+
+use crate::config::UpstreamConfig;
+use health::Health;
+use http::HeaderValue;
+use pingora::connectors::http::Connector;
+use pingora::upstreams::peer::HttpPeer;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long an idle upstream connection stays in the pool. Kept below common
+/// server-side keep-alive limits (nginx: 75 s) so we rarely pick a connection the
+/// other side is closing.
+pub const POOL_IDLE: Duration = Duration::from_secs(30);
+
+pub struct Upstream {
+    pub cfg: UpstreamConfig,
+    pub peer: HttpPeer,
+    /// `Host` header value (host, plus port when not the scheme's default).
+    pub authority: HeaderValue,
+    /// `Authorization: Bearer <key>`, marked sensitive.
+    pub auth: Option<HeaderValue>,
+    pub health: Arc<Health>,
+    pub connector: Arc<Connector>,
+}
+
+impl Upstream {
+    pub fn new(
+        cfg: UpstreamConfig,
+        connector: Arc<Connector>,
+        health: Arc<Health>,
+    ) -> Result<Self, String> {
+        let addr = resolve(&cfg.host, cfg.port).ok_or_else(|| {
+            format!(
+                "upstreams.{}.base_url: cannot resolve host `{}`",
+                cfg.name, cfg.host
+            )
+        })?;
+        let mut peer = HttpPeer::new(addr, cfg.tls, cfg.host.clone());
+        peer.options.connection_timeout = Some(cfg.connect_timeout);
+        peer.options.total_connection_timeout = Some(cfg.connect_timeout);
+        peer.options.idle_timeout = Some(POOL_IDLE);
+        let default_port = if cfg.tls { 443 } else { 80 };
+        let host = if cfg.host.contains(':') {
+            format!("[{}]", cfg.host)
+        } else {
+            cfg.host.clone()
+        };
+        let authority = if cfg.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", cfg.port)
+        };
+        let authority = HeaderValue::from_str(&authority)
+            .map_err(|_| format!("upstreams.{}.base_url: bad host", cfg.name))?;
+        let auth = match &cfg.api_key {
+            Some(k) => {
+                let mut v =
+                    HeaderValue::from_str(&format!("Bearer {}", k.expose())).map_err(|_| {
+                        format!("upstreams.{}.api_key: not a valid header value", cfg.name)
+                    })?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
+        Ok(Upstream {
+            cfg,
+            peer,
+            authority,
+            auth,
+            health,
+            connector,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    pub fn retries_on(&self, status: u16) -> bool {
+        self.cfg.retry_on.contains(&status)
+    }
+}
+
+fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Some(SocketAddr::new(ip, port));
+    }
+    (host, port).to_socket_addrs().ok()?.next()
+}
