@@ -36,6 +36,8 @@ pub enum Behavior {
     CloseAfterHeaders,
     /// Stream `events` events, then close without `[DONE]` or the final chunk.
     StreamThenDrop { events: usize },
+    /// Stream `events` events, then go silent for `stall`, then close.
+    StreamThenStall { events: usize, stall: Duration },
 }
 
 impl Default for Behavior {
@@ -316,6 +318,14 @@ async fn respond(stream: &mut TcpStream, req: &Seen, behavior: Behavior) -> bool
                     write_chunk(stream, sse_event(&model, i).as_bytes()).await?;
                 }
                 stream.flush().await?;
+                Ok(false)
+            }
+            Behavior::StreamThenStall { events, stall } => {
+                stream.write_all(SSE_HEAD).await?;
+                for i in 0..events {
+                    write_chunk(stream, sse_event(&model, i).as_bytes()).await?;
+                }
+                tokio::time::sleep(stall).await;
                 Ok(false)
             }
         }

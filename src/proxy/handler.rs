@@ -159,7 +159,9 @@ fn authenticate<'a>(
 }
 
 fn models_list(rt: &Runtime, key: Option<&ClientKey>) -> Bytes {
+    // config.models is a BTreeMap: the list comes out sorted.
     let data: Vec<serde_json::Value> = rt
+        .config
         .models
         .keys()
         .filter(|m| key.is_none_or(|k| k.may_use(m)))

@@ -11,6 +11,40 @@ use std::ops::Range;
 /// ones as three zero-copy slices, so a 1 MiB body is never copied.
 const CONCAT_LIMIT: usize = 16 * 1024;
 
+/// Deepest JSON nesting accepted (serde_json's own limit for values it builds).
+/// Skipped values are parsed without recursion, so this is checked explicitly: a
+/// deeply nested body must not reach an upstream parser either.
+pub const MAX_DEPTH: usize = 128;
+
+/// Whether `[`/`{` nesting outside strings goes deeper than `limit`.
+fn nesting_exceeds(body: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_str {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 #[derive(Debug)]
 pub struct ParsedBody {
     pub body: Bytes,
@@ -31,6 +65,9 @@ impl ParsedBody {
         let first = body.iter().find(|b| !b.is_ascii_whitespace());
         if first != Some(&b'{') {
             return Err("request body must be a JSON object".into());
+        }
+        if nesting_exceeds(&body, MAX_DEPTH) {
+            return Err(format!("request body nests deeper than {MAX_DEPTH} levels"));
         }
         let probe: Probe = serde_json::from_slice(&body)
             .map_err(|e| format!("request body is not valid JSON: {e}"))?;
@@ -133,6 +170,17 @@ mod tests {
         ] {
             assert!(ParsedBody::parse(Bytes::from(bad)).is_err(), "{bad}");
         }
+        let ok = format!(
+            "{{\"model\":\"a\",\"x\":{}{}}}",
+            "[".repeat(120),
+            "]".repeat(120)
+        );
+        assert!(ParsedBody::parse(Bytes::from(ok)).is_ok());
+        let tricky = format!("{{\"model\":\"a\",\"x\":\"{}\\\"\"}}", "[".repeat(500));
+        assert!(
+            ParsedBody::parse(Bytes::from(tricky)).is_ok(),
+            "brackets inside strings do not count"
+        );
         let deep = format!(
             "{{\"model\":\"a\",\"x\":{}{}}}",
             "[".repeat(100_000),
