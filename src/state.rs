@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::limits::RateLimiter;
 use crate::routing::ModelRoute;
+use crate::upstream::circuit::{now_ms, BreakerPolicy};
 use crate::upstream::Upstream;
 use arc_swap::ArcSwap;
 use pingora::connectors::http::Connector;
@@ -32,6 +33,7 @@ pub struct Runtime {
     pub models: HashMap<String, ModelRoute>,
     /// Client key (exposed) -> key info. `None`: authentication disabled.
     pub keys: Option<HashMap<String, ClientKey>>,
+    pub breaker: BreakerPolicy,
 }
 
 impl Runtime {
@@ -87,16 +89,24 @@ impl Runtime {
                 })
                 .collect()
         });
+        let hc = &config.health_check;
+        let breaker = BreakerPolicy {
+            failures: hc.unhealthy_after,
+            cooldown: hc.cooldown,
+            max_cooldown: hc.max_cooldown,
+        };
         Ok(Runtime {
             config,
             upstreams,
             models,
             keys,
+            breaker,
         })
     }
 
     /// At least one upstream is usable (for `GET /health`).
     pub fn any_healthy(&self) -> bool {
-        self.upstreams.iter().any(|u| u.health.is_healthy())
+        let now = now_ms();
+        self.upstreams.iter().any(|u| u.health.usable(now))
     }
 }

@@ -191,7 +191,7 @@ async fn health_follows_upstream_checks() {
     let ups = upstream("good", &good.url(), "") + &upstream("bad", &bad.url(), "");
     let models = "  chat: [{upstream: bad}, {upstream: good}]\n";
     let yaml = config(&ups, models, "").replace(
-        "health_check: {enabled: false}",
+        "health_check: {enabled: false, unhealthy_after: 1000}",
         "health_check: {interval: 100ms, timeout: 1s, unhealthy_after: 1, healthy_after: 1}",
     );
     let gw = Gateway::start(&yaml).await;

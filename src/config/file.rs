@@ -126,6 +126,8 @@ pub struct HealthCheckFile {
     pub path: Option<String>,
     pub unhealthy_after: Option<u32>,
     pub healthy_after: Option<u32>,
+    pub cooldown: Option<String>,
+    pub max_cooldown: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

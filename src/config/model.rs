@@ -92,6 +92,9 @@ pub struct HealthCheckConfig {
     pub path: String,
     pub unhealthy_after: u32,
     pub healthy_after: u32,
+    /// Circuit breaker: first open period, doubled per failed trial up to `max_cooldown`.
+    pub cooldown: Duration,
+    pub max_cooldown: Duration,
 }
 
 #[derive(Debug, Clone)]

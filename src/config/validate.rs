@@ -443,6 +443,18 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
             Duration::from_secs(2),
         ),
         path: global_health_path,
+        cooldown: duration(
+            &mut issues,
+            "health_check.cooldown",
+            hc.as_ref().and_then(|h| h.cooldown.as_ref()),
+            Duration::from_secs(2),
+        ),
+        max_cooldown: duration(
+            &mut issues,
+            "health_check.max_cooldown",
+            hc.as_ref().and_then(|h| h.max_cooldown.as_ref()),
+            Duration::from_secs(60),
+        ),
         unhealthy_after: hc.as_ref().and_then(|h| h.unhealthy_after).unwrap_or(2),
         healthy_after: hc.as_ref().and_then(|h| h.healthy_after).unwrap_or(1),
     };

@@ -12,6 +12,8 @@ use super::rewrite::ParsedBody;
 use super::sse::FirstEvent;
 use crate::error::{error_body, GatewayError};
 use crate::routing::{ModelRoute, Target, TriedSet};
+use crate::state::Runtime;
+use crate::upstream::circuit::now_ms;
 use crate::upstream::{Upstream, POOL_IDLE};
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue};
@@ -120,8 +122,9 @@ pub async fn run(
     let mut soonest_retry: Option<Duration> = None;
 
     while (tried.len() as usize) < max_attempts {
-        let healthy = |t: &Target| rt.upstreams[t.upstream].health.is_healthy();
-        let Some(ti) = route.next(tried, healthy, &mut rng) else {
+        let now = now_ms();
+        let usable = |t: &Target| rt.upstreams[t.upstream].health.usable(now);
+        let Some(ti) = route.next(tried, usable, &mut rng) else {
             break;
         };
         tried.insert(ti);
@@ -132,10 +135,13 @@ pub async fn run(
             all_429 = false;
             break;
         }
+        let breaker = &up.health.breaker;
+        breaker.begin(now);
         let attempt = try_target(up, target, &out, deadline);
         let result = tokio::select! {
             r = attempt => r,
             _ = client_gone(session) => {
+                breaker.abandon();
                 ctx.client_gone = true;
                 ctx.attempts.push(AttemptRecord { upstream: target.upstream, outcome: "client disconnected".into() });
                 return Ok(Done::Cut);
@@ -144,6 +150,12 @@ pub async fn run(
         match result {
             Ok(ready) => {
                 let status = ready.header.status.as_u16();
+                if status >= 500 || status == 429 {
+                    // Passed through (not in retry_on), but still a sign of trouble.
+                    record_failure(&rt, up, None);
+                } else if breaker.success() {
+                    log::warn!("upstream {} circuit closed: answered again", up.name());
+                }
                 ctx.attempts.push(AttemptRecord {
                     upstream: target.upstream,
                     outcome: status.to_string(),
@@ -160,6 +172,7 @@ pub async fn run(
                     f.reason
                 );
                 last_timeout = f.timeout;
+                record_failure(&rt, up, f.status.and_then(|(_, ra)| ra));
                 match f.status {
                     Some((429, ra)) => {
                         if let Some(ra) = ra {
@@ -198,6 +211,15 @@ pub async fn run(
     };
     respond::error(session, ctx, &err).await?;
     Ok(Done::Answered)
+}
+
+fn record_failure(rt: &Runtime, up: &Upstream, wait: Option<Duration>) {
+    if up.health.breaker.failure(now_ms(), &rt.breaker, wait) {
+        log::warn!(
+            "upstream {} circuit opened after repeated failures",
+            up.name()
+        );
+    }
 }
 
 fn outgoing<'a>(session: &Session, ctx: &RequestCtx, body: &'a ParsedBody) -> Outgoing<'a> {
@@ -502,6 +524,7 @@ async fn commit(
             None => "upstream idle timeout mid-response".to_string(),
         };
         log::warn!("{} {}: {reason}", ctx.request_id, up.name());
+        record_failure(&ctx.runtime, up, None);
         ctx.cut = Some(reason.clone());
         if !sse {
             // A cut plain body must look cut: drop the connection, never end it cleanly.

@@ -3,6 +3,7 @@
 //! or `healthy_after` consecutive successes, and logs only on a flip.
 
 use crate::state::SharedRuntime;
+use crate::upstream::circuit::Breaker;
 use crate::upstream::Upstream;
 use async_trait::async_trait;
 use http::header;
@@ -15,6 +16,8 @@ use std::time::Duration;
 
 #[derive(Debug)]
 pub struct Health {
+    /// Passive state from real requests (see `circuit.rs`).
+    pub breaker: Breaker,
     healthy: AtomicBool,
     fails: AtomicU32,
     oks: AtomicU32,
@@ -25,6 +28,7 @@ impl Default for Health {
     fn default() -> Self {
         // Optimistic start: a new upstream is usable until a check says otherwise.
         Health {
+            breaker: Breaker::default(),
             healthy: AtomicBool::new(true),
             fails: AtomicU32::new(0),
             oks: AtomicU32::new(0),
@@ -34,8 +38,15 @@ impl Default for Health {
 }
 
 impl Health {
+    /// What the active checks say.
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Whether new requests should go here: actively healthy and admitted by the
+    /// breaker (either can mark an upstream down).
+    pub fn usable(&self, now: u64) -> bool {
+        self.is_healthy() && self.breaker.admits(now)
     }
 
     pub fn last_error(&self) -> Option<String> {
@@ -51,6 +62,8 @@ impl Health {
         healthy_after: u32,
     ) -> Option<bool> {
         if ok {
+            // An open breaker goes half-open at once: one real request decides.
+            self.breaker.half_open_now(super::circuit::now_ms());
             self.fails.store(0, Ordering::Relaxed);
             let oks = self.oks.fetch_add(1, Ordering::Relaxed) + 1;
             if oks >= healthy_after && !self.healthy.swap(true, Ordering::Relaxed) {

@@ -1,6 +1,7 @@
 //! One configured provider at run time: its resolved peer, the headers the gateway
 //! sets on its behalf, its retry policy and its health.
 
+pub mod circuit;
 pub mod health;
 
 use crate::config::UpstreamConfig;

@@ -143,7 +143,7 @@ pub fn chat_body(model: &str, stream: bool) -> String {
 /// (already indented by two spaces), `extra` is appended at top level.
 pub fn config(upstreams: &str, models: &str, extra: &str) -> String {
     format!(
-        "listen: [\"@LISTEN@\"]\nauth:\n  api_keys:\n    - {{name: tester, key: {CLIENT_KEY}}}\nupstreams:\n{upstreams}\nmodels:\n{models}\nhealth_check: {{enabled: false}}\n{extra}\n"
+        "listen: [\"@LISTEN@\"]\nauth:\n  api_keys:\n    - {{name: tester, key: {CLIENT_KEY}}}\nupstreams:\n{upstreams}\nmodels:\n{models}\nhealth_check: {{enabled: false, unhealthy_after: 1000}}\n{extra}\n"
     )
 }
 
