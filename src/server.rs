@@ -6,6 +6,8 @@ use crate::state::{Runtime, SharedRuntime};
 use crate::upstream::health::HealthChecker;
 use arc_swap::ArcSwap;
 use pingora::connectors::ConnectorOptions;
+use pingora::listeners::ListenerConfig;
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -69,7 +71,11 @@ pub fn run(cfg: Config, flags: RunFlags) -> Result<(), String> {
         "llmgate",
     );
     for addr in &listen {
-        proxy.add_tcp(addr);
+        // A 4 KiB write buffer lets a typical JSON answer leave with its header in
+        // one send (Pingora's default, 1460 bytes, splits anything larger).
+        let cfg =
+            ListenerConfig::tcp(addr.as_str()).l4_buffer(L4BufferSettings::new(64 * 1024, 4096));
+        proxy.add_listener(cfg);
     }
     server.add_service(proxy);
     server.add_service(background_service(

@@ -15,14 +15,16 @@ use crate::routing::{ModelRoute, Target, TriedSet};
 use crate::state::Runtime;
 use crate::upstream::circuit::now_ms;
 use crate::upstream::{Upstream, POOL_IDLE};
-use bytes::Bytes;
-use http::{header, HeaderName, HeaderValue};
-use pingora::http::{RequestHeader, ResponseHeader};
+use bytes::{Bytes, BytesMut};
+use http::header;
+use pingora::http::ResponseHeader;
 use pingora::protocols::http::client::HttpSession;
+use pingora::protocols::http::v1::client::HttpSession as ClientH1;
 use pingora::proxy::Session;
 use pingora::{ErrorType, Result};
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
+use tokio::io::AsyncWriteExt;
 
 /// Client headers never forwarded: hop-by-hop, the client's credentials, and the
 /// ones the gateway sets itself. `accept-encoding` is dropped so streams arrive
@@ -86,7 +88,7 @@ impl Failure {
 /// An upstream answer ready to commit: headers read, first bytes buffered.
 struct Ready {
     up: HttpSession,
-    header: ResponseHeader,
+    header: Box<ResponseHeader>,
     chunks: Vec<Bytes>,
     sse: bool,
 }
@@ -95,9 +97,10 @@ struct Ready {
 struct Outgoing<'a> {
     /// Path after `/v1`, with the query string (e.g. `/chat/completions?x=1`).
     rest: String,
-    headers: Vec<(HeaderName, HeaderValue)>,
+    /// Forwarded client headers and our `x-request-id`, already in wire format
+    /// (`name: value\r\n` each): serialized once, reused by every attempt.
+    headers: BytesMut,
     body: &'a ParsedBody,
-    request_id: HeaderValue,
 }
 
 pub async fn run(
@@ -139,6 +142,7 @@ pub async fn run(
         breaker.begin(now);
         let attempt = try_target(up, target, &out, deadline);
         let result = tokio::select! {
+            biased;
             r = attempt => r,
             _ = client_gone(session) => {
                 breaker.abandon();
@@ -230,24 +234,34 @@ fn outgoing<'a>(session: &Session, ctx: &RequestCtx, body: &'a ParsedBody) -> Ou
         rest.push('?');
         rest.push_str(q);
     }
-    let headers = req
-        .headers
-        .iter()
-        .filter(|(k, _)| !NOT_FORWARDED.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let request_id =
-        HeaderValue::from_str(&ctx.request_id).unwrap_or(HeaderValue::from_static("invalid"));
+    let mut headers = BytesMut::with_capacity(512);
+    for (k, v) in req.headers.iter() {
+        if !NOT_FORWARDED.contains(&k.as_str()) {
+            // HeaderValue guarantees no CR/LF: safe to write as is.
+            put_header(&mut headers, k.as_str().as_bytes(), v.as_bytes());
+        }
+    }
+    put_header(&mut headers, b"x-request-id", ctx.request_id.as_bytes());
     Outgoing {
         rest,
         headers,
         body,
-        request_id,
     }
 }
 
+fn put_header(buf: &mut BytesMut, name: &[u8], value: &[u8]) {
+    buf.extend_from_slice(name);
+    buf.extend_from_slice(b": ");
+    buf.extend_from_slice(value);
+    buf.extend_from_slice(b"\r\n");
+}
+
 /// Waits until the client closes its connection (never returns otherwise).
+///
+/// The watch starts after a short delay: answers faster than that never pay for
+/// the extra read syscall, and a disconnect is still noticed within milliseconds.
 async fn client_gone(session: &mut Session) {
+    tokio::time::sleep(CLIENT_WATCH_DELAY).await;
     if session
         .as_downstream_mut()
         .read_body_or_idle(true)
@@ -258,6 +272,8 @@ async fn client_gone(session: &mut Session) {
         std::future::pending::<()>().await;
     }
 }
+
+const CLIENT_WATCH_DELAY: Duration = Duration::from_millis(20);
 
 fn budget(t: Duration, deadline: Instant) -> Duration {
     t.min(deadline.saturating_duration_since(Instant::now()))
@@ -279,7 +295,7 @@ async fn try_target(
         // that is not the upstream's fault, so try a fresh one (bounded).
         let mut stale = 0;
         loop {
-            let (mut s, reused) = match within(
+            let (s, reused) = match within(
                 cfg.connect_timeout,
                 deadline,
                 up.connector.get_http_session(&up.peer),
@@ -298,8 +314,8 @@ async fn try_target(
                 }
                 Some(Ok(x)) => x,
             };
-            match send(&mut s, up, target, out, deadline).await {
-                Ok(h) => break (s, h),
+            match send(s, up, target, out, deadline).await {
+                Ok(x) => break x,
                 Err(f) if reused && !f.timeout && stale < 3 => stale += 1,
                 Err(f) => return Err(f),
             }
@@ -372,64 +388,92 @@ async fn try_target(
     }
 }
 
-/// Send the request (header, spliced body) and read the response header.
+/// Send the request and read the response header.
+///
+/// For HTTP/1.1 (every upstream today) the request head and, for bodies up to
+/// 16 KiB, the body go out in one write: Pingora's client would flush the head
+/// on its own first, and on loopback or a LAN every extra segment costs both
+/// ends a full trip through the TCP stack. Pingora still parses the response and
+/// pools the connection.
 async fn send(
-    s: &mut HttpSession,
+    s: HttpSession,
     up: &Upstream,
     target: &Target,
     out: &Outgoing<'_>,
     deadline: Instant,
-) -> Result<ResponseHeader, Failure> {
+) -> Result<(HttpSession, Box<ResponseHeader>), Failure> {
     let cfg = &up.cfg;
     let (parts, len) = out.body.with_model(&target.model_json);
-    let mut path = String::with_capacity(cfg.base_path.len() + out.rest.len());
-    path.push_str(&cfg.base_path);
-    path.push_str(&out.rest);
-    let mut req = RequestHeader::build(
-        "POST",
-        path.as_bytes(),
-        Some(out.headers.len() + 6 + cfg.headers.len()),
-    )
-    .map_err(|_| Failure::other("bad upstream path"))?;
-    for (k, v) in &out.headers {
-        let _ = req.append_header(k.clone(), v.clone());
-    }
-    let _ = req.insert_header(header::HOST, up.authority.clone());
-    let _ = req.insert_header(header::CONTENT_LENGTH, len);
-    let _ = req.insert_header("x-request-id", out.request_id.clone());
+    let mut head =
+        BytesMut::with_capacity(256 + out.headers.len() + if parts.len() == 1 { len } else { 0 });
+    head.extend_from_slice(b"POST ");
+    head.extend_from_slice(cfg.base_path.as_bytes());
+    head.extend_from_slice(out.rest.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    put_header(&mut head, b"host", up.authority.as_bytes());
     if let Some(a) = &up.auth {
-        let _ = req.insert_header(header::AUTHORIZATION, a.clone());
+        put_header(&mut head, b"authorization", a.as_bytes());
     }
     for (k, v) in &cfg.headers {
-        let _ = req.insert_header(k.clone(), v.clone());
+        put_header(&mut head, k.as_str().as_bytes(), v.as_bytes());
     }
+    let mut itoa = itoa::Buffer::new();
+    put_header(&mut head, b"content-length", itoa.format(len).as_bytes());
+    head.extend_from_slice(&out.headers);
+    head.extend_from_slice(b"\r\n");
+    let mut rest_parts = parts.as_slice();
+    if let [only] = rest_parts {
+        head.extend_from_slice(only);
+        rest_parts = &[];
+    }
+
+    let HttpSession::H1(h1) = s else {
+        return Err(Failure::other(
+            "upstream negotiated a protocol other than HTTP/1.1",
+        ));
+    };
+    let mut stream = h1.into_inner();
     let write = async {
-        s.write_request_header(Box::new(req)).await?;
-        for p in parts {
-            s.write_request_body(p, false).await?;
+        stream.write_all(&head).await?;
+        for p in rest_parts {
+            stream.write_all(p).await?;
         }
-        s.finish_request_body().await
+        stream.flush().await
     };
     match within(cfg.response_timeout, deadline, write).await {
         None => return Err(Failure::timeout("timeout sending request")),
         Some(Err(e)) => {
             return Err(Failure::other(format!(
                 "connection broke sending request ({})",
-                e.etype().as_str()
+                e.kind()
             )))
         }
         Some(Ok(())) => {}
     }
-    match within(cfg.response_timeout, deadline, s.read_response_header()).await {
+    let mut h1 = ClientH1::new_with_options(stream, &up.peer);
+    let read = async {
+        loop {
+            h1.read_response().await?;
+            // Skip informational answers (100 Continue and the like).
+            match h1.get_status() {
+                Some(st) if st.is_informational() => continue,
+                _ => return Ok::<(), Box<pingora::Error>>(()),
+            }
+        }
+    };
+    match within(cfg.response_timeout, deadline, read).await {
         None => Err(Failure::timeout("response timeout")),
         Some(Err(e)) => Err(Failure::other(format!(
             "connection closed before response ({})",
             e.etype().as_str()
         ))),
-        Some(Ok(())) => s
-            .response_header()
-            .cloned()
-            .ok_or_else(|| Failure::other("no response header")),
+        Some(Ok(())) => match h1.resp_header() {
+            Some(h) => {
+                let header = Box::new(h.clone());
+                Ok((HttpSession::H1(h1), header))
+            }
+            None => Err(Failure::other("no response header")),
+        },
     }
 }
 
@@ -465,28 +509,31 @@ async fn commit(
 ) -> Result<Done> {
     let Ready {
         up: mut s,
-        header,
+        header: mut resp,
         chunks,
         sse,
     } = ready;
-    let mut resp = ResponseHeader::build(header.status, Some(header.headers.len() + 4))?;
-    for (k, v) in header.headers.iter() {
-        if !NOT_RETURNED.contains(&k.as_str()) {
-            resp.append_header(k.clone(), v.clone())?;
-        }
+    // The upstream's header, edited in place: framing and hop-by-hop headers are
+    // ours to set; the rest passes through.
+    let length = if sse {
+        None
+    } else {
+        resp.headers.get(header::CONTENT_LENGTH).cloned()
+    };
+    for h in NOT_RETURNED {
+        resp.remove_header(*h);
     }
     // Framing: keep the upstream's length when the body passes unchanged; streams
     // are chunked so an in-band error event can still be appended.
-    let length = header.headers.get(header::CONTENT_LENGTH).filter(|_| !sse);
     match length {
-        Some(l) => resp.insert_header(header::CONTENT_LENGTH, l.clone())?,
+        Some(l) => resp.insert_header(header::CONTENT_LENGTH, l)?,
         None if !session.as_downstream().is_http2() => {
             resp.insert_header(header::TRANSFER_ENCODING, "chunked")?
         }
         None => {}
     }
     respond::stamp(&mut resp, ctx);
-    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_header(resp, false).await?;
     for c in chunks {
         session.write_response_body(Some(c), false).await?;
     }
