@@ -2,6 +2,7 @@
 //! The binary (`main.rs`) only parses the CLI; everything lives here so tests and
 //! benches drive the real code.
 
+pub mod admin;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -83,7 +83,7 @@ fn main() -> ExitCode {
                 return fail(&e);
             }
             println!("{}", demo::banner(&cfg.listen[0], &key));
-            run(cfg, cli.upgrade, cli.daemon)
+            run(cfg, None, cli.upgrade, cli.daemon)
         }
         None => {
             let cfg = match config::load(&cli.config) {
@@ -98,13 +98,15 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             init_logging(cfg.log_level.as_deref());
-            run(cfg, cli.upgrade, cli.daemon)
+            // Absolute, so reload still finds it after daemonizing changes directory.
+            let path = std::fs::canonicalize(&cli.config).unwrap_or(cli.config);
+            run(cfg, Some(path), cli.upgrade, cli.daemon)
         }
     }
 }
 
-fn run(cfg: config::Config, upgrade: bool, daemon: bool) -> ExitCode {
-    match server::run(cfg, server::RunFlags { upgrade, daemon }) {
+fn run(cfg: config::Config, path: Option<PathBuf>, upgrade: bool, daemon: bool) -> ExitCode {
+    match server::run(cfg, path, server::RunFlags { upgrade, daemon }) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }

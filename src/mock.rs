@@ -169,14 +169,15 @@ async fn serve_conn(mut stream: TcpStream, shared: Arc<Shared>) {
         if !shared.opts.latency.is_zero() {
             tokio::time::sleep(shared.opts.latency).await;
         }
-        let keep = respond(&mut stream, &req, behavior).await;
+        // Record before answering: a test may look as soon as its answer arrives.
         if shared.opts.record > 0 {
             let mut seen = lock(&shared.seen);
             if seen.len() >= shared.opts.record {
                 seen.remove(0);
             }
-            seen.push(req);
+            seen.push(req.clone());
         }
+        let keep = respond(&mut stream, &req, behavior).await;
         if !keep {
             return;
         }

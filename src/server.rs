@@ -1,5 +1,9 @@
 //! Build the Pingora server from a validated config and run it.
 
+use crate::admin::access_log;
+use crate::admin::api::AdminApi;
+use crate::admin::metrics::Metrics;
+use crate::admin::reload::{Reloader, SighupReload};
 use crate::config::Config;
 use crate::proxy::Gateway;
 use crate::state::{Runtime, SharedRuntime};
@@ -11,6 +15,7 @@ use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Process-level flags handed to Pingora.
@@ -39,22 +44,34 @@ pub fn server_conf(cfg: &Config, flags: RunFlags) -> ServerConf {
     conf
 }
 
-/// Start listeners and background services; never returns.
-pub fn run(cfg: Config, flags: RunFlags) -> Result<(), String> {
+fn listener(addr: &str) -> ListenerConfig {
+    // A 4 KiB write buffer lets a typical JSON answer leave with its header in one
+    // send (Pingora's default, 1460 bytes, splits anything larger).
+    ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(64 * 1024, 4096))
+}
+
+/// Start listeners and background services; never returns. `path`: the config
+/// file, re-read on reload (`None` for the built-in demo config).
+pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), String> {
     for key in &cfg.unenforced {
         log::warn!("config: `{key}` is accepted but not enforced by this build");
     }
     if cfg.auth.is_none() {
         log::warn!("config: no `auth` section: any client may use the gateway");
     }
-    if cfg.admin.is_some() {
-        log::warn!("config: `admin` is accepted but the admin listener is not part of this build");
-    }
     let conf = server_conf(&cfg, flags);
     let connector_opts = ConnectorOptions::from_server_conf(&conf);
     let listen = cfg.listen.clone();
+    let admin = cfg.admin.clone();
+    let (access, writer) = access_log::new(cfg.access_log.clone());
     let runtime = Runtime::build(cfg, &connector_opts, None).map_err(|e| e.join("\n"))?;
     let shared: SharedRuntime = Arc::new(ArcSwap::from_pointee(runtime));
+    let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
+    let reloader = Arc::new(Reloader {
+        path,
+        runtime: shared.clone(),
+        connector_opts,
+    });
 
     let opt = Opt {
         upgrade: flags.upgrade,
@@ -63,25 +80,41 @@ pub fn run(cfg: Config, flags: RunFlags) -> Result<(), String> {
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gateway {
-            runtime: shared.clone(),
-        },
-        "llmgate",
-    );
+    let gateway = Gateway {
+        runtime: shared.clone(),
+        metrics: metrics.clone(),
+        access_log: Arc::new(access),
+    };
+    let mut proxy =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "llmgate");
     for addr in &listen {
-        // A 4 KiB write buffer lets a typical JSON answer leave with its header in
-        // one send (Pingora's default, 1460 bytes, splits anything larger).
-        let cfg =
-            ListenerConfig::tcp(addr.as_str()).l4_buffer(L4BufferSettings::new(64 * 1024, 4096));
-        proxy.add_listener(cfg);
+        proxy.add_listener(listener(addr));
     }
     server.add_service(proxy);
+    if let Some(a) = admin {
+        let api = AdminApi {
+            runtime: shared.clone(),
+            reloader: reloader.clone(),
+            metrics,
+            api_key: a.api_key,
+        };
+        let mut svc = pingora::proxy::http_proxy_service_with_name(
+            &server.configuration,
+            api,
+            "llmgate admin",
+        );
+        svc.add_listener(listener(&a.listen));
+        server.add_service(svc);
+        log::info!("admin API on {}", a.listen);
+    }
+    if let Some(w) = writer {
+        server.add_service(background_service("access log", w));
+    }
     server.add_service(background_service(
         "health checks",
         HealthChecker { runtime: shared },
     ));
+    server.add_service(background_service("sighup reload", SighupReload(reloader)));
     log::info!("llmgate listening on {}", listen.join(", "));
     server.run_forever()
 }

@@ -34,6 +34,8 @@ pub struct Runtime {
     /// Client key (exposed) -> key info. `None`: authentication disabled.
     pub keys: Option<HashMap<String, ClientKey>>,
     pub breaker: BreakerPolicy,
+    /// One connector (and pool) per CA file; `None`: system roots.
+    connectors: HashMap<Option<String>, Arc<Connector>>,
 }
 
 impl Runtime {
@@ -45,21 +47,22 @@ impl Runtime {
         previous: Option<&Runtime>,
     ) -> Result<Runtime, Vec<String>> {
         let mut errors = Vec::new();
-        let default_connector = Arc::new(Connector::new(Some(base.clone())));
-        let mut by_ca: HashMap<String, Arc<Connector>> = HashMap::new();
+        // Connectors own the connection pools: reuse the previous ones so a reload
+        // keeps warm connections to upstreams that stay.
+        let mut connectors: HashMap<Option<String>, Arc<Connector>> =
+            previous.map(|p| p.connectors.clone()).unwrap_or_default();
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
         for u in &config.upstreams {
-            let connector = match &u.ca_file {
-                None => default_connector.clone(),
-                Some(ca) => by_ca
-                    .entry(ca.clone())
-                    .or_insert_with(|| {
-                        let mut o = base.clone();
-                        o.ca_file = Some(ca.clone());
-                        Arc::new(Connector::new(Some(o)))
-                    })
-                    .clone(),
-            };
+            let connector = connectors
+                .entry(u.ca_file.clone())
+                .or_insert_with(|| {
+                    let mut o = base.clone();
+                    if u.ca_file.is_some() {
+                        o.ca_file = u.ca_file.clone();
+                    }
+                    Arc::new(Connector::new(Some(o)))
+                })
+                .clone();
             let health = previous
                 .and_then(|p| p.upstreams.iter().find(|x| x.cfg.name == u.name))
                 .map(|x| x.health.clone())
@@ -101,6 +104,7 @@ impl Runtime {
             models,
             keys,
             breaker,
+            connectors,
         })
     }
 

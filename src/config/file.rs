@@ -166,4 +166,5 @@ pub struct ServerFile {
 #[serde(deny_unknown_fields)]
 pub struct LogFile {
     pub level: Option<String>,
+    pub access: Option<String>,
 }

@@ -20,6 +20,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub server: ServerSettings,
     pub log_level: Option<String>,
+    /// Access log: `stdout` (default), `off`, or a file path.
+    pub access_log: crate::admin::access_log::Target,
     /// Settings accepted for compatibility with the full design but not enforced by
     /// this build; logged as warnings at start so nobody relies on them silently.
     pub unenforced: Vec<String>,

@@ -522,6 +522,20 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
         issues.add("server.threads", "must be at least 1");
     }
 
+    let access_log = match file.log.as_ref().and_then(|l| l.access.as_deref()) {
+        None | Some("stdout") => crate::admin::access_log::Target::Stdout,
+        Some("off") => crate::admin::access_log::Target::Off,
+        Some(path) if path.starts_with('/') => {
+            crate::admin::access_log::Target::File(path.to_string())
+        }
+        Some(other) => {
+            issues.add(
+                "log.access",
+                format!("`{other}` is not stdout, off or an absolute file path"),
+            );
+            crate::admin::access_log::Target::Stdout
+        }
+    };
     let log_level = file.log.and_then(|l| l.level);
     if let Some(l) = &log_level {
         if l.parse::<log::LevelFilter>().is_err() {
@@ -548,6 +562,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
         },
         server,
         log_level,
+        access_log,
         unenforced,
     })
 }

@@ -10,6 +10,7 @@ use super::handler::Done;
 use super::respond;
 use super::rewrite::ParsedBody;
 use super::sse::FirstEvent;
+use super::usage::UsageTail;
 use crate::error::{error_body, GatewayError};
 use crate::routing::{ModelRoute, Target, TriedSet};
 use crate::state::Runtime;
@@ -64,16 +65,25 @@ const NOT_RETURNED: &[&str] = &[
 struct Failure {
     reason: String,
     timeout: bool,
-    /// `Some` for a retryable status: the status and the upstream's Retry-After.
+    /// `Some` for a retryable status: the status and the upstream's Retry-After
+    /// (status 0: connect error).
     status: Option<(u16, Option<Duration>)>,
 }
 
 impl Failure {
-    fn other(reason: impl Into<String>) -> Self {
+    /// The connection broke or closed, or the answer was unusable.
+    fn closed(reason: impl Into<String>) -> Self {
         Failure {
             reason: reason.into(),
             timeout: false,
             status: None,
+        }
+    }
+    fn connect(reason: impl Into<String>) -> Self {
+        Failure {
+            reason: reason.into(),
+            timeout: false,
+            status: Some((0, None)),
         }
     }
     fn timeout(reason: impl Into<String>) -> Self {
@@ -82,6 +92,23 @@ impl Failure {
             timeout: true,
             status: None,
         }
+    }
+
+    /// Bounded label for metrics.
+    fn kind(&self) -> &'static str {
+        match (self.timeout, self.status) {
+            (true, _) => "timeout",
+            (false, Some((0, _))) => "connect_error",
+            (false, Some((429, _))) => "status_429",
+            (false, Some((s, _))) if s >= 500 => "status_5xx",
+            (false, Some(_)) => "status_4xx",
+            (false, None) => "closed",
+        }
+    }
+
+    /// The upstream's Retry-After, if it sent one with a retryable status.
+    fn retry_after(&self) -> Option<Duration> {
+        self.status.and_then(|(_, ra)| ra)
     }
 }
 
@@ -119,12 +146,18 @@ pub async fn run(
         .min(route.targets.len());
     let out = outgoing(session, ctx, body);
     let mut tried = TriedSet::default();
+    // Drained upstreams get no new requests, not even fail-open ones.
+    for (i, t) in route.targets.iter().enumerate() {
+        if rt.upstreams[t.upstream].health.is_drained() {
+            tried.insert(i);
+        }
+    }
     let mut rng = fastrand::Rng::new();
     let mut all_429 = true;
     let mut last_timeout = false;
     let mut soonest_retry: Option<Duration> = None;
 
-    while (tried.len() as usize) < max_attempts {
+    while ctx.attempts.len() < max_attempts {
         let now = now_ms();
         let usable = |t: &Target| rt.upstreams[t.upstream].health.usable(now);
         let Some(ti) = route.next(tried, usable, &mut rng) else {
@@ -140,12 +173,14 @@ pub async fn run(
         }
         let breaker = &up.health.breaker;
         breaker.begin(now);
+        let _in_flight = up.health.attempt();
         let attempt = try_target(up, target, &out, deadline);
         let result = tokio::select! {
             biased;
             r = attempt => r,
             _ = client_gone(session) => {
                 breaker.abandon();
+                ctx.metrics.attempts.with_label_values(&[up.name(), "client_gone"]).inc();
                 ctx.client_gone = true;
                 ctx.attempts.push(AttemptRecord { upstream: target.upstream, outcome: "client disconnected".into() });
                 return Ok(Done::Cut);
@@ -154,6 +189,15 @@ pub async fn run(
         match result {
             Ok(ready) => {
                 let status = ready.header.status.as_u16();
+                let outcome = if (200..300).contains(&status) {
+                    "ok"
+                } else {
+                    "passthrough"
+                };
+                ctx.metrics
+                    .attempts
+                    .with_label_values(&[up.name(), outcome])
+                    .inc();
                 if status >= 500 || status == 429 {
                     // Passed through (not in retry_on), but still a sign of trouble.
                     record_failure(&rt, up, None);
@@ -176,7 +220,12 @@ pub async fn run(
                     f.reason
                 );
                 last_timeout = f.timeout;
-                record_failure(&rt, up, f.status.and_then(|(_, ra)| ra));
+                up.health.count_failure();
+                ctx.metrics
+                    .attempts
+                    .with_label_values(&[up.name(), f.kind()])
+                    .inc();
+                record_failure(&rt, up, f.retry_after());
                 match f.status {
                     Some((429, ra)) => {
                         if let Some(ra) = ra {
@@ -307,7 +356,7 @@ async fn try_target(
                     return Err(Failure::timeout("connect timeout"))
                 }
                 Some(Err(e)) => {
-                    return Err(Failure::other(format!(
+                    return Err(Failure::connect(format!(
                         "connect error ({})",
                         e.etype().as_str()
                     )))
@@ -354,13 +403,13 @@ async fn try_target(
             None if sse => return Err(Failure::timeout("first token timeout")),
             None => return Err(Failure::timeout("response timeout")),
             Some(Err(e)) => {
-                return Err(Failure::other(format!(
+                return Err(Failure::closed(format!(
                     "connection broke before first data ({})",
                     e.etype().as_str()
                 )))
             }
             Some(Ok(None)) if sse => {
-                return Err(Failure::other("stream ended before its first event"))
+                return Err(Failure::closed("stream ended before its first event"))
             }
             Some(Ok(None)) => {
                 return Ok(Ready {
@@ -428,7 +477,7 @@ async fn send(
     }
 
     let HttpSession::H1(h1) = s else {
-        return Err(Failure::other(
+        return Err(Failure::closed(
             "upstream negotiated a protocol other than HTTP/1.1",
         ));
     };
@@ -443,7 +492,7 @@ async fn send(
     match within(cfg.response_timeout, deadline, write).await {
         None => return Err(Failure::timeout("timeout sending request")),
         Some(Err(e)) => {
-            return Err(Failure::other(format!(
+            return Err(Failure::closed(format!(
                 "connection broke sending request ({})",
                 e.kind()
             )))
@@ -463,7 +512,7 @@ async fn send(
     };
     match within(cfg.response_timeout, deadline, read).await {
         None => Err(Failure::timeout("response timeout")),
-        Some(Err(e)) => Err(Failure::other(format!(
+        Some(Err(e)) => Err(Failure::closed(format!(
             "connection closed before response ({})",
             e.etype().as_str()
         ))),
@@ -472,7 +521,7 @@ async fn send(
                 let header = Box::new(h.clone());
                 Ok((HttpSession::H1(h1), header))
             }
-            None => Err(Failure::other("no response header")),
+            None => Err(Failure::closed("no response header")),
         },
     }
 }
@@ -534,62 +583,91 @@ async fn commit(
     }
     respond::stamp(&mut resp, ctx);
     session.write_response_header(resp, false).await?;
+    ctx.ttfb = Some(ctx.started.elapsed());
+    let _stream = sse.then(|| StreamGauge::new(&ctx.metrics.streams));
+    let mut usage = UsageTail::default();
     for c in chunks {
+        ctx.bytes_sent += c.len();
+        usage.push(&c);
         session.write_response_body(Some(c), false).await?;
     }
-    loop {
+    let reason = loop {
         // Finish as soon as the body is complete, before the client (which has its
         // whole answer) closes the connection and looks like a disconnect.
         let next = if s.response_done() {
             Some(Ok(None))
         } else {
             tokio::select! {
-            r = within(up.cfg.idle_timeout, deadline, s.read_response_body()) => r,
+                biased;
+                r = within(up.cfg.idle_timeout, deadline, s.read_response_body()) => r,
                 _ = client_gone(session) => {
                     ctx.client_gone = true;
                     return Ok(Done::Cut);
                 }
             }
         };
-        let reason = match next {
+        match next {
             Some(Ok(Some(b))) => {
+                ctx.bytes_sent += b.len();
+                usage.push(&b);
                 session.write_response_body(Some(b), false).await?;
-                continue;
             }
             Some(Ok(None)) => {
                 session.write_response_body(None, true).await?;
                 up.connector
                     .release_http_session(s, &up.peer, Some(POOL_IDLE))
                     .await;
+                ctx.usage = usage.scan();
                 return Ok(Done::Answered);
             }
-            Some(Err(e)) => format!(
-                "upstream connection broke mid-response ({})",
-                e.etype().as_str()
-            ),
-            None if Instant::now() >= deadline => "total_timeout reached mid-response".to_string(),
-            None => "upstream idle timeout mid-response".to_string(),
-        };
-        log::warn!("{} {}: {reason}", ctx.request_id, up.name());
-        record_failure(&ctx.runtime, up, None);
-        ctx.cut = Some(reason.clone());
-        if !sse {
-            // A cut plain body must look cut: drop the connection, never end it cleanly.
-            return Ok(Done::Cut);
+            Some(Err(e)) => {
+                break format!(
+                    "upstream connection broke mid-response ({})",
+                    e.etype().as_str()
+                )
+            }
+            None if Instant::now() >= deadline => {
+                break "total_timeout reached mid-response".to_string()
+            }
+            None => break "upstream idle timeout mid-response".to_string(),
         }
-        let event = error_body(
-            &format!("upstream {}: {reason}", up.name()),
-            "upstream_error",
-            "stream_interrupted",
-        );
-        let mut frame = Vec::with_capacity(event.len() + 8);
-        frame.extend_from_slice(b"data: ");
-        frame.extend_from_slice(&event);
-        frame.extend_from_slice(b"\n\n");
-        session
-            .write_response_body(Some(Bytes::from(frame)), false)
-            .await?;
-        session.write_response_body(None, true).await?;
-        return Ok(Done::Answered);
+    };
+    log::warn!("{} {}: {reason}", ctx.request_id, up.name());
+    record_failure(&ctx.runtime, up, None);
+    ctx.metrics.cut.with_label_values(&[up.name()]).inc();
+    ctx.cut = Some(reason.clone());
+    if !sse {
+        // A cut plain body must look cut: drop the connection, never end it cleanly.
+        return Ok(Done::Cut);
+    }
+    let event = error_body(
+        &format!("upstream {}: {reason}", up.name()),
+        "upstream_error",
+        "stream_interrupted",
+    );
+    let mut frame = Vec::with_capacity(event.len() + 8);
+    frame.extend_from_slice(b"data: ");
+    frame.extend_from_slice(&event);
+    frame.extend_from_slice(b"\n\n");
+    session
+        .write_response_body(Some(Bytes::from(frame)), false)
+        .await?;
+    session.write_response_body(None, true).await?;
+    Ok(Done::Answered)
+}
+
+/// Counts one SSE stream in flight while alive.
+struct StreamGauge<'a>(&'a prometheus::IntGauge);
+
+impl<'a> StreamGauge<'a> {
+    fn new(g: &'a prometheus::IntGauge) -> Self {
+        g.inc();
+        StreamGauge(g)
+    }
+}
+
+impl Drop for StreamGauge<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

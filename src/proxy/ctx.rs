@@ -1,8 +1,10 @@
 //! All per-request state, pinned to the runtime snapshot the request started on.
 
+use super::usage::Usage;
+use crate::admin::metrics::Metrics;
 use crate::state::Runtime;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How one attempt ended, for the access log and the all-failed message.
 #[derive(Debug, Clone)]
@@ -23,10 +25,17 @@ pub struct RequestCtx {
     /// Set when a committed response was cut (logged as such).
     pub cut: Option<String>,
     pub client_gone: bool,
+    pub metrics: Arc<Metrics>,
+    /// Request start to first response byte (set at commit).
+    pub ttfb: Option<Duration>,
+    pub bytes_sent: usize,
+    pub usage: Option<Usage>,
+    /// Counted in the in-flight gauge (request_filter ran).
+    pub counted: bool,
 }
 
 impl RequestCtx {
-    pub fn new(runtime: Arc<Runtime>) -> Self {
+    pub fn new(runtime: Arc<Runtime>, metrics: Arc<Metrics>) -> Self {
         RequestCtx {
             runtime,
             started: Instant::now(),
@@ -37,6 +46,11 @@ impl RequestCtx {
             served_by: None,
             cut: None,
             client_gone: false,
+            metrics,
+            ttfb: None,
+            bytes_sent: 0,
+            usage: None,
+            counted: false,
         }
     }
 

@@ -10,7 +10,7 @@ use http::header;
 use pingora::http::RequestHeader;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -19,6 +19,11 @@ pub struct Health {
     /// Passive state from real requests (see `circuit.rs`).
     pub breaker: Breaker,
     healthy: AtomicBool,
+    /// Set by the admin API: no new requests at all (not even fail-open).
+    drained: AtomicBool,
+    in_flight: AtomicU64,
+    requests: AtomicU64,
+    failures: AtomicU64,
     fails: AtomicU32,
     oks: AtomicU32,
     last_error: Mutex<Option<String>>,
@@ -30,6 +35,10 @@ impl Default for Health {
         Health {
             breaker: Breaker::default(),
             healthy: AtomicBool::new(true),
+            drained: AtomicBool::new(false),
+            in_flight: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
             fails: AtomicU32::new(0),
             oks: AtomicU32::new(0),
             last_error: Mutex::new(None),
@@ -41,6 +50,37 @@ impl Health {
     /// What the active checks say.
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+
+    pub fn is_drained(&self) -> bool {
+        self.drained.load(Ordering::Relaxed)
+    }
+
+    pub fn set_drained(&self, drained: bool) {
+        self.drained.store(drained, Ordering::Relaxed);
+    }
+
+    /// An attempt starts; the guard counts it in flight until dropped.
+    pub fn attempt(&self) -> InFlight<'_> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
+    }
+
+    pub fn count_failure(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// (attempts sent, attempts failed) since start.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.failures.load(Ordering::Relaxed),
+        )
     }
 
     /// Whether new requests should go here: actively healthy and admitted by the
@@ -80,6 +120,15 @@ impl Health {
             }
         }
         None
+    }
+}
+
+/// Counts one attempt in flight while alive.
+pub struct InFlight<'a>(&'a Health);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

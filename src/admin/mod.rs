@@ -1,0 +1,6 @@
+//! Operations: metrics, the access log, config reload and the admin API.
+
+pub mod access_log;
+pub mod api;
+pub mod metrics;
+pub mod reload;
