@@ -46,6 +46,8 @@ pub async fn ok_mock() -> Mock {
 
 pub struct Gateway {
     pub addr: String,
+    /// Admin listener address, when the config has `@ADMIN@`.
+    pub admin: String,
     child: Child,
     log: PathBuf,
     dir: PathBuf,
@@ -55,6 +57,7 @@ impl Gateway {
     /// Start the gateway with `yaml`, where `@LISTEN@` becomes a free address.
     pub async fn start(yaml: &str) -> Gateway {
         let addr = format!("127.0.0.1:{}", free_port());
+        let admin = format!("127.0.0.1:{}", free_port());
         let dir = std::env::temp_dir().join(format!(
             "llmgate-test-{}-{}",
             std::process::id(),
@@ -64,6 +67,7 @@ impl Gateway {
         let cfg = dir.join("llmgate.yaml");
         let yaml = yaml
             .replace("@LISTEN@", &addr)
+            .replace("@ADMIN@", &admin)
             .replace("@DIR@", &dir.display().to_string());
         std::fs::write(&cfg, yaml).expect("write config");
         let log = dir.join("gateway.log");
@@ -78,6 +82,7 @@ impl Gateway {
             .expect("spawn llmgate");
         let mut gw = Gateway {
             addr,
+            admin,
             child,
             log,
             dir,
@@ -98,6 +103,27 @@ impl Gateway {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         gw
+    }
+
+    /// Replace the config file (same placeholders as `start`).
+    pub fn rewrite_config(&self, yaml: &str) {
+        let yaml = yaml
+            .replace("@LISTEN@", &self.addr)
+            .replace("@ADMIN@", &self.admin)
+            .replace("@DIR@", &self.dir.display().to_string());
+        std::fs::write(self.dir.join("llmgate.yaml"), yaml).expect("write config");
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{sig}");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> String {

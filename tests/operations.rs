@@ -1,0 +1,360 @@
+//! Operations through sockets: admin auth and every admin endpoint, Prometheus
+//! metrics, hot reload (admin call and SIGHUP, valid, invalid, under load with
+//! streams in flight), drain/enable, the JSON access log and its secrecy.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+const ADMIN_KEY: &str = "sk-admin-test-key-9";
+
+fn admin_cfg(a: &str, b: &str, extra: &str) -> String {
+    let ups = upstream("a", a, "") + &upstream("b", b, "");
+    config(
+        &ups,
+        "  chat:\n    - {upstream: a, priority: 1}\n    - {upstream: b, priority: 2}\n",
+        extra,
+    ) + &format!("admin: {{listen: \"@ADMIN@\", api_key: {ADMIN_KEY}}}\n")
+}
+
+async fn admin(gw: &Gateway, method: &str, path: &str, body: &str) -> Response {
+    request(
+        &gw.admin,
+        method,
+        path,
+        &[("authorization", &format!("Bearer {ADMIN_KEY}"))],
+        body.as_bytes(),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_requires_its_key() {
+    let a = ok_mock().await;
+    let gw = Gateway::start(&admin_cfg(&a.url(), &a.url(), "")).await;
+    for path in ["/metrics", "/admin/upstreams", "/admin/config"] {
+        let r = request(&gw.admin, "GET", path, &[], b"").await;
+        assert_eq!(r.status, 401, "{path}");
+        let r = request(
+            &gw.admin,
+            "GET",
+            path,
+            &[("authorization", &format!("Bearer {CLIENT_KEY}"))],
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, 401, "client key is not the admin key: {path}");
+        assert_eq!(admin(&gw, "GET", path, "").await.status, 200, "{path}");
+    }
+    assert_eq!(admin(&gw, "GET", "/admin/reload", "").await.status, 405);
+    assert_eq!(admin(&gw, "GET", "/nope", "").await.status, 404);
+    // The admin API is not on the main listener.
+    assert_eq!(gw.get("/admin/upstreams", &auth()).await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_parse_and_count() {
+    let a = mock(Behavior::Status {
+        status: 503,
+        headers: vec![],
+    })
+    .await;
+    let b = ok_mock().await;
+    let gw = Gateway::start(&admin_cfg(&a.url(), &b.url(), "")).await;
+    for _ in 0..3 {
+        assert_eq!(gw.chat("chat").await.status, 200);
+    }
+    gw.chat("nope").await;
+    let r = admin(&gw, "GET", "/metrics", "").await;
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    let text = r.text();
+    let mut samples = std::collections::HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (name, value) = line.rsplit_once(' ').expect("sample line: name value");
+        let v: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line}"));
+        samples.insert(name.to_string(), v);
+    }
+    let get = |k: &str| {
+        samples
+            .get(k)
+            .copied()
+            .unwrap_or_else(|| panic!("missing {k} in\n{text}"))
+    };
+    assert_eq!(
+        get(r#"llmgate_requests_total{model="chat",status="2xx",upstream="b"}"#),
+        3.0
+    );
+    assert_eq!(
+        get(r#"llmgate_requests_total{model="-",status="4xx",upstream="-"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(r#"llmgate_attempts_total{outcome="status_5xx",upstream="a"}"#),
+        3.0
+    );
+    assert_eq!(
+        get(r#"llmgate_attempts_total{outcome="ok",upstream="b"}"#),
+        3.0
+    );
+    assert_eq!(
+        get(r#"llmgate_tokens_total{kind="prompt",model="chat",upstream="b"}"#),
+        27.0
+    );
+    assert_eq!(
+        get(r#"llmgate_request_duration_seconds_count{model="chat"}"#),
+        3.0
+    );
+    assert_eq!(
+        get(r#"llmgate_time_to_first_byte_seconds_count{model="chat"}"#),
+        3.0
+    );
+    assert_eq!(get(r#"llmgate_upstream_healthy{upstream="a"}"#), 1.0);
+    assert!(samples.contains_key("llmgate_in_flight_requests"));
+    assert!(samples.contains_key(r#"llmgate_upstream_circuit_state{upstream="a"}"#));
+    assert!(!text.contains("sk-"), "no secret in metrics");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstreams_config_drain_and_route() {
+    let a = ok_mock().await;
+    let b = ok_mock().await;
+    let gw = Gateway::start(&admin_cfg(&a.url(), &b.url(), "")).await;
+    gw.chat("chat").await;
+    let v = admin(&gw, "GET", "/admin/upstreams", "").await.json();
+    let ups = v["upstreams"].as_array().unwrap();
+    assert_eq!(ups.len(), 2);
+    assert_eq!(ups[0]["name"], "a");
+    assert_eq!(ups[0]["state"], "healthy");
+    assert_eq!(ups[0]["requests"], 1);
+    let cfg = admin(&gw, "GET", "/admin/config", "").await;
+    assert_eq!(cfg.json()["models"]["chat"][0]["upstream"], "a");
+    for secret in ["sk-up-a-secret", CLIENT_KEY, ADMIN_KEY] {
+        assert!(!cfg.text().contains(secret), "config leaks {secret}");
+    }
+    // Dry run: a first, then b; nothing is sent upstream.
+    let before = a.hits();
+    let route = admin(&gw, "POST", "/admin/route", &chat_body("chat", false))
+        .await
+        .json();
+    let order: Vec<&str> = route["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["upstream"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, vec!["a", "b"]);
+    assert_eq!(a.hits(), before);
+    assert_eq!(
+        admin(&gw, "POST", "/admin/route", &chat_body("ghost", false))
+            .await
+            .status,
+        404
+    );
+    // Drain a: no new requests, not even fail-open ones.
+    assert_eq!(
+        admin(&gw, "POST", "/admin/upstreams/a/drain", "")
+            .await
+            .json()["state"],
+        "drained"
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            gw.chat("chat").await.header("x-llmgate-upstream"),
+            Some("b")
+        );
+    }
+    b.set(Behavior::Status {
+        status: 500,
+        headers: vec![],
+    });
+    assert_eq!(
+        gw.chat("chat").await.status,
+        502,
+        "drained a is not used even when b fails"
+    );
+    assert_eq!(a.hits(), before);
+    let route = admin(&gw, "POST", "/admin/route", &chat_body("chat", false))
+        .await
+        .json();
+    assert_eq!(route["skipped"][0]["why"], "drained");
+    admin(&gw, "POST", "/admin/upstreams/a/enable", "").await;
+    assert_eq!(
+        gw.chat("chat").await.header("x-llmgate-upstream"),
+        Some("a")
+    );
+    assert_eq!(
+        admin(&gw, "POST", "/admin/upstreams/zzz/drain", "")
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_valid_invalid_and_sighup() {
+    let a = ok_mock().await;
+    let b = ok_mock().await;
+    let gw = Gateway::start(&admin_cfg(&a.url(), &b.url(), "")).await;
+    assert_eq!(
+        gw.chat("chat").await.header("x-llmgate-upstream"),
+        Some("a")
+    );
+    // Swap priorities and add a model via the admin API.
+    let swapped = admin_cfg(&a.url(), &b.url(), "")
+        .replace("{upstream: a, priority: 1}", "{upstream: a, priority: 3}")
+        .replace("models:\n", "models:\n  fresh: [{upstream: a}]\n");
+    gw.rewrite_config(&swapped);
+    let r = admin(&gw, "POST", "/admin/reload", "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        gw.chat("chat").await.header("x-llmgate-upstream"),
+        Some("b")
+    );
+    assert_eq!(gw.chat("fresh").await.status, 200);
+    // A broken config is refused with the list of problems; the old one keeps serving.
+    gw.rewrite_config(&swapped.replace("{upstream: a, priority: 3}", "{upstream: ghost}"));
+    let r = admin(&gw, "POST", "/admin/reload", "").await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("models.chat[0].upstream"), "{}", r.text());
+    assert_eq!(
+        gw.chat("chat").await.header("x-llmgate-upstream"),
+        Some("b")
+    );
+    // SIGHUP reloads too.
+    gw.rewrite_config(&admin_cfg(&a.url(), &b.url(), ""));
+    gw.signal("HUP");
+    let mut back = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if gw.chat("chat").await.header("x-llmgate-upstream") == Some("a") {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "SIGHUP applied the new config:\n{}", gw.log());
+    assert_eq!(
+        gw.chat("fresh").await.status,
+        404,
+        "model removed by the reload"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_under_load_with_streams_in_flight_loses_nothing() {
+    let a = mock(Behavior::Ok {
+        events: 10,
+        event_delay: Duration::from_millis(30),
+    })
+    .await;
+    let b = mock(Behavior::Ok {
+        events: 10,
+        event_delay: Duration::from_millis(30),
+    })
+    .await;
+    let gw = Gateway::start(&admin_cfg(&a.url(), &b.url(), "")).await;
+    let addr = gw.addr.clone();
+    let mut tasks = Vec::new();
+    for c in 0..8 {
+        let addr = addr.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut bad = Vec::new();
+            for i in 0..15 {
+                let stream = (c + i) % 2 == 0;
+                let r = request(
+                    &addr,
+                    "POST",
+                    "/v1/chat/completions",
+                    &auth(),
+                    chat_body("chat", stream).as_bytes(),
+                )
+                .await;
+                let ok = r.status == 200
+                    && r.complete
+                    && (!stream || sse_data(&r.body).last().map(String::as_str) == Some("[DONE]"));
+                if !ok {
+                    bad.push(format!("{} {}", r.status, r.text()));
+                }
+            }
+            bad
+        }));
+    }
+    for i in 0..6 {
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let prio = if i % 2 == 0 { 3 } else { 1 };
+        gw.rewrite_config(&admin_cfg(&a.url(), &b.url(), "").replace(
+            "{upstream: a, priority: 1}",
+            &format!("{{upstream: a, priority: {prio}}}"),
+        ));
+        assert_eq!(admin(&gw, "POST", "/admin/reload", "").await.status, 200);
+    }
+    let mut failures = Vec::new();
+    for t in tasks {
+        failures.extend(t.await.unwrap());
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
+    assert!(
+        a.hits() > 0 && b.hits() > 0,
+        "reloads moved traffic: a {} b {}",
+        a.hits(),
+        b.hits()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_log_is_json_and_has_no_secrets() {
+    let a = mock(Behavior::Status {
+        status: 503,
+        headers: vec![],
+    })
+    .await;
+    let b = ok_mock().await;
+    let gw = Gateway::start(&admin_cfg(&a.url(), &b.url(), "")).await;
+    let mut h = auth();
+    h.push(("x-request-id", "trace-me-42"));
+    gw.post(
+        "/v1/chat/completions?api_key=sk-in-query",
+        &h,
+        &chat_body("chat", false),
+    )
+    .await;
+    gw.post(
+        "/v1/chat/completions",
+        &[("authorization", "Bearer sk-wrong-client-key")],
+        &chat_body("chat", false),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = gw.log();
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("{") && l.contains("trace-me-42"))
+        .unwrap_or_else(|| panic!("no access line:\n{log}"));
+    let v: serde_json::Value = serde_json::from_str(line).expect("access line is JSON");
+    assert_eq!(v["key"], "tester");
+    assert_eq!(v["model"], "chat");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["upstream"], "b");
+    assert_eq!(v["attempts"], serde_json::json!(["a:status 503", "b:200"]));
+    assert_eq!(v["prompt_tokens"], 9);
+    assert!(v["duration_ms"].as_f64().is_some() && v["ttfb_ms"].as_f64().is_some());
+    for secret in [
+        "sk-up-a-secret",
+        "sk-up-b-secret",
+        CLIENT_KEY,
+        ADMIN_KEY,
+        "sk-in-query",
+        "sk-wrong-client-key",
+    ] {
+        assert!(!log.contains(secret), "log leaks {secret}:\n{log}");
+    }
+}
