@@ -3,6 +3,7 @@
 use crate::admin::access_log;
 use crate::admin::api::AdminApi;
 use crate::admin::metrics::Metrics;
+use crate::admin::notify::Notifier;
 use crate::admin::reload::{Reloader, SighupReload};
 use crate::config::Config;
 use crate::proxy::Gateway;
@@ -115,6 +116,13 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
         HealthChecker { runtime: shared },
     ));
     server.add_service(background_service("sighup reload", SighupReload(reloader)));
+    server.add_service(background_service(
+        "systemd notify",
+        Notifier {
+            listen: listen.clone(),
+            upgraded: flags.upgrade,
+        },
+    ));
     log::info!("llmgate listening on {}", listen.join(", "));
     server.run_forever()
 }

@@ -3,4 +3,5 @@
 pub mod access_log;
 pub mod api;
 pub mod metrics;
+pub mod notify;
 pub mod reload;

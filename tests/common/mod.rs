@@ -56,6 +56,11 @@ pub struct Gateway {
 impl Gateway {
     /// Start the gateway with `yaml`, where `@LISTEN@` becomes a free address.
     pub async fn start(yaml: &str) -> Gateway {
+        Self::start_with_env(yaml, &[]).await
+    }
+
+    /// Like `start`, with extra environment variables for the process.
+    pub async fn start_with_env(yaml: &str, envs: &[(&str, &str)]) -> Gateway {
         let addr = format!("127.0.0.1:{}", free_port());
         let admin = format!("127.0.0.1:{}", free_port());
         let dir = std::env::temp_dir().join(format!(
@@ -71,15 +76,8 @@ impl Gateway {
             .replace("@DIR@", &dir.display().to_string());
         std::fs::write(&cfg, yaml).expect("write config");
         let log = dir.join("gateway.log");
-        let out = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_llmgate"))
-            .arg("-c")
-            .arg(&cfg)
-            .env("RUST_LOG", "debug")
-            .stdout(out.try_clone().expect("dup"))
-            .stderr(out)
-            .spawn()
-            .expect("spawn llmgate");
+        std::fs::File::create(&log).expect("log file");
+        let child = spawn(&cfg, &log, &[], envs);
         let mut gw = Gateway {
             addr,
             admin,
@@ -126,6 +124,14 @@ impl Gateway {
         self.child.id()
     }
 
+    /// Start a second process with `-u` on the same config (graceful upgrade);
+    /// it takes the listeners once the old one gets SIGQUIT. Returns the old child,
+    /// this handle now owns the new one.
+    pub fn spawn_upgrade(&mut self) -> Child {
+        let new = spawn(&self.dir.join("llmgate.yaml"), &self.log, &["-u"], &[]);
+        std::mem::replace(&mut self.child, new)
+    }
+
     pub fn log(&self) -> String {
         let mut s = String::new();
         let _ = std::fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut s));
@@ -152,6 +158,27 @@ impl Drop for Gateway {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn spawn(
+    cfg: &std::path::Path,
+    log: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Child {
+    let out = std::fs::OpenOptions::new()
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_llmgate"));
+    cmd.arg("-c").arg(cfg).args(args).env("RUST_LOG", "debug");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.stdout(out.try_clone().expect("dup"))
+        .stderr(out)
+        .spawn()
+        .expect("spawn llmgate")
 }
 
 pub fn auth() -> Vec<(&'static str, &'static str)> {

@@ -1,0 +1,131 @@
+//! Process lifecycle through real signals and sockets: systemd readiness
+//! notification, and a graceful upgrade (new process with `-u`, SIGQUIT to the
+//! old) under load with a stream in flight.
+
+mod common;
+use common::*;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tells_systemd_when_ready_and_when_stopping() {
+    let m = ok_mock().await;
+    let dir = std::env::temp_dir().join(format!("llmgate-notify-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock_path = dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let cfg = config(
+        &upstream("up", &m.url(), ""),
+        "  chat: [{upstream: up}]\n",
+        "",
+    );
+    let gw = Gateway::start_with_env(&cfg, &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())]).await;
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("READY notification");
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(msg.contains("READY=1"), "{msg}");
+    // Ready means serving.
+    assert_eq!(gw.chat("chat").await.status, 200);
+    gw.signal("TERM");
+    let n = sock.recv(&mut buf).expect("STOPPING notification");
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn graceful_upgrade_under_load_drops_nothing() {
+    let m = mock(Behavior::Ok {
+        events: 20,
+        event_delay: Duration::from_millis(100),
+    })
+    .await;
+    let fast = ok_mock().await;
+    let ups = upstream("slow", &m.url(), "") + &upstream("fast", &fast.url(), "");
+    let cfg = config(&ups, "  stream: [{upstream: slow}]\n  chat: [{upstream: fast}]\n", "")
+        + "server: {upgrade_sock: \"@DIR@/upgrade.sock\", pid_file: \"@DIR@/llmgate.pid\", grace_period_seconds: 3, graceful_shutdown_timeout_seconds: 3}\n";
+    let mut gw = Gateway::start(&cfg).await;
+    let addr = gw.addr.clone();
+
+    // A 2-second stream that starts on the old process.
+    let stream_addr = addr.clone();
+    let stream = tokio::spawn(async move {
+        request(
+            &stream_addr,
+            "POST",
+            "/v1/chat/completions",
+            &auth(),
+            chat_body("stream", true).as_bytes(),
+        )
+        .await
+    });
+    // Bounded load across the upgrade: 4 clients until told to stop (at most 2000 requests).
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, bad) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (addr, stop, ok, bad) = (addr.clone(), stop.clone(), ok.clone(), bad.clone());
+        clients.push(tokio::spawn(async move {
+            for _ in 0..500 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let r = request(
+                    &addr,
+                    "POST",
+                    "/v1/chat/completions",
+                    &auth(),
+                    chat_body("chat", false).as_bytes(),
+                )
+                .await;
+                if r.status == 200 && r.complete {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    bad.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let old_pid = gw.pid();
+    let mut old = gw.spawn_upgrade();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _ = std::process::Command::new("kill")
+        .arg("-QUIT")
+        .arg(old_pid.to_string())
+        .status();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let s = stream.await.unwrap();
+    assert!(
+        ok.load(Ordering::Relaxed) > 20,
+        "load ran: {}",
+        ok.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        bad.load(Ordering::Relaxed),
+        0,
+        "failed requests across the upgrade:\n{}",
+        gw.log()
+    );
+    assert_eq!(s.status, 200);
+    assert!(s.complete, "in-flight stream completed on the old process");
+    assert_eq!(sse_data(&s.body).last().map(String::as_str), Some("[DONE]"));
+    // The old process exits on its own after the grace period; the new one serves.
+    let mut exited = false;
+    for _ in 0..100 {
+        if old.try_wait().ok().flatten().is_some() {
+            exited = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(exited, "old process exited after its grace period");
+    assert_eq!(gw.chat("chat").await.status, 200, "new process serves");
+}
