@@ -14,6 +14,7 @@ pub enum GatewayError {
     ModelNotAllowed(String),
     UnknownModel(String),
     BodyTooLarge(usize),
+    HeadersTooLarge(usize),
     RateLimited {
         retry_after: Duration,
     },
@@ -36,6 +37,7 @@ impl GatewayError {
             Self::ModelNotAllowed(_) => 403,
             Self::UnknownModel(_) => 404,
             Self::BodyTooLarge(_) => 413,
+            Self::HeadersTooLarge(_) => 431,
             Self::RateLimited { .. } => 429,
             Self::Upstream { status, .. } => *status,
             Self::Internal(_) => 500,
@@ -53,6 +55,9 @@ impl GatewayError {
             Self::ModelNotAllowed(_) => ("permission_error", "model_not_allowed"),
             Self::UnknownModel(_) => ("invalid_request_error", "model_not_found"),
             Self::BodyTooLarge(_) => ("invalid_request_error", "request_too_large"),
+            Self::HeadersTooLarge(_) => {
+                ("invalid_request_error", "request_header_fields_too_large")
+            }
             Self::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
             Self::Upstream { status: 504, .. } => ("upstream_error", "upstream_timeout"),
             Self::Upstream { status: 429, .. } => ("rate_limit_error", "upstream_rate_limited"),
@@ -71,6 +76,9 @@ impl GatewayError {
             Self::ModelNotAllowed(m) => format!("this API key may not use model `{m}`"),
             Self::UnknownModel(m) => format!("the model `{m}` does not exist"),
             Self::BodyTooLarge(max) => format!("request body exceeds the limit of {max} bytes"),
+            Self::HeadersTooLarge(max) => {
+                format!("request headers exceed the limit of {max} bytes")
+            }
             Self::RateLimited { .. } => "rate limit exceeded for this API key".into(),
             Self::Upstream {
                 attempts, status, ..

@@ -38,6 +38,18 @@ pub enum Behavior {
     StreamThenDrop { events: usize },
     /// Stream `events` events, then go silent for `stall`, then close.
     StreamThenStall { events: usize, stall: Duration },
+    /// Reset the connection (RST) right after reading the request.
+    Reset,
+    /// Answer with bytes that are not HTTP, then close.
+    Garbage,
+    /// A normal answer sent `piece` bytes at a time with `delay` between pieces.
+    Trickle { piece: usize, delay: Duration },
+    /// 200 JSON that promises `Content-Length: 5000`, sends 100 bytes, closes.
+    WrongContentLength,
+    /// 200 with a 2 MiB response header.
+    HugeHeaders,
+    /// A valid first SSE event, then broken chunked framing.
+    GarbageAfterFirstEvent,
 }
 
 impl Default for Behavior {
@@ -319,6 +331,56 @@ async fn respond(stream: &mut TcpStream, req: &Seen, behavior: Behavior) -> bool
                     write_chunk(stream, sse_event(&model, i).as_bytes()).await?;
                 }
                 stream.flush().await?;
+                Ok(false)
+            }
+            Behavior::Reset => {
+                // SO_LINGER 0: close() sends RST instead of FIN.
+                let _ = socket2::SockRef::from(&*stream).set_linger(Some(Duration::ZERO));
+                Ok(false)
+            }
+            Behavior::Garbage => {
+                stream.write_all(b"\x00\xffSSH-2.0-not-http\r\n\r\n").await?;
+                Ok(false)
+            }
+            Behavior::Trickle { piece, delay } => {
+                let mut out = Vec::from(SSE_HEAD);
+                if want_stream {
+                    for i in 0..3 {
+                        let ev = sse_event(&model, i);
+                        out.extend_from_slice(format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes());
+                    }
+                    out.extend_from_slice(b"e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n");
+                } else {
+                    let body = chat_completion(&model);
+                    out = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len()).into_bytes();
+                }
+                for p in out.chunks(piece.max(1)) {
+                    stream.write_all(p).await?;
+                    tokio::time::sleep(delay).await;
+                }
+                Ok(true)
+            }
+            Behavior::WrongContentLength => {
+                let body = chat_completion(&model);
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 5000\r\n\r\n";
+                stream.write_all(head.as_bytes()).await?;
+                stream.write_all(&body.as_bytes()[..100.min(body.len())]).await?;
+                Ok(false)
+            }
+            Behavior::HugeHeaders => {
+                let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n");
+                for i in 0..2048 {
+                    head.push_str(&format!("x-filler-{i}: {}\r\n", "z".repeat(1000)));
+                }
+                head.push_str("content-length: 2\r\n\r\n{}");
+                stream.write_all(head.as_bytes()).await?;
+                Ok(false)
+            }
+            Behavior::GarbageAfterFirstEvent => {
+                stream.write_all(SSE_HEAD).await?;
+                write_chunk(stream, sse_event(&model, 0).as_bytes()).await?;
+                stream.write_all(b"ZZZZ this is not chunked framing\r\n").await?;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 Ok(false)
             }
             Behavior::StreamThenStall { events, stall } => {

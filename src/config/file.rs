@@ -134,9 +134,10 @@ pub struct HealthCheckFile {
 #[serde(deny_unknown_fields)]
 pub struct LimitsFile {
     pub max_body_bytes: Option<ByteSize>,
+    pub max_header_bytes: Option<ByteSize>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum ByteSize {
     Number(u64),

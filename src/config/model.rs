@@ -102,6 +102,8 @@ pub struct HealthCheckConfig {
 #[derive(Debug, Clone)]
 pub struct LimitsConfig {
     pub max_body_bytes: usize,
+    /// Request line plus headers; larger requests get 431.
+    pub max_header_bytes: usize,
 }
 
 #[derive(Debug, Clone)]

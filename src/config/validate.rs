@@ -465,20 +465,31 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
         issues.add("health_check.healthy_after", "must be at least 1");
     }
 
-    let max_body_bytes = match file.limits.and_then(|l| l.max_body_bytes) {
-        None => 32 << 20,
-        Some(ByteSize::Number(n)) => n,
-        Some(ByteSize::Text(t)) => parse_byte_size(&t).unwrap_or_else(|| {
-            issues.add(
-                "limits.max_body_bytes",
-                format!("`{t}` is not a size (use e.g. 32MiB, 512KB)"),
-            );
-            32 << 20
-        }),
+    let mut size = |key: &str, value: Option<ByteSize>, default: u64| -> u64 {
+        let n = match value {
+            None => default,
+            Some(ByteSize::Number(n)) => n,
+            Some(ByteSize::Text(t)) => parse_byte_size(&t).unwrap_or_else(|| {
+                issues.add(key, format!("`{t}` is not a size (use e.g. 32MiB, 512KB)"));
+                default
+            }),
+        };
+        if n == 0 {
+            issues.add(key, "must be greater than zero");
+        }
+        n
     };
-    if max_body_bytes == 0 {
-        issues.add("limits.max_body_bytes", "must be greater than zero");
-    }
+    let limits = file.limits;
+    let max_body_bytes = size(
+        "limits.max_body_bytes",
+        limits.as_ref().and_then(|l| l.max_body_bytes.clone()),
+        32 << 20,
+    );
+    let max_header_bytes = size(
+        "limits.max_header_bytes",
+        limits.as_ref().and_then(|l| l.max_header_bytes.clone()),
+        64 << 10,
+    );
 
     if let Some(state) = file.state {
         match state.backend.as_str() {
@@ -559,6 +570,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
         health_check,
         limits: LimitsConfig {
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+            max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),
         },
         server,
         log_level,

@@ -26,6 +26,9 @@ pub enum Done {
 
 pub async fn handle(session: &mut Session, ctx: &mut RequestCtx) -> Result<Done> {
     let rt = ctx.runtime.clone();
+    if let Err(e) = check_head(session, rt.config.limits.max_header_bytes) {
+        return fail(session, ctx, e).await;
+    }
     let req = session.req_header();
     let path = req.uri.path();
     let method = req.method.clone();
@@ -103,6 +106,53 @@ pub async fn handle(session: &mut Session, ctx: &mut RequestCtx) -> Result<Done>
         }
     }
     attempt::run(session, ctx, route, &parsed).await
+}
+
+/// Reject before reading any body: oversized headers, and framing a smuggling
+/// attempt relies on (Content-Length with Transfer-Encoding, or Content-Length
+/// given more than once). Nothing of such a request is forwarded.
+fn check_head(session: &Session, max_header_bytes: usize) -> Result<(), GatewayError> {
+    let req = session.req_header();
+    let size: usize = req.uri.to_string().len()
+        + req
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    if size > max_header_bytes {
+        return Err(GatewayError::HeadersTooLarge(max_header_bytes));
+    }
+    let mut lengths = req
+        .headers
+        .get_all(http::header::CONTENT_LENGTH)
+        .iter()
+        .count();
+    let chunked = req.headers.contains_key(http::header::TRANSFER_ENCODING);
+    if chunked && lengths == 0 {
+        // Pingora drops Content-Length when Transfer-Encoding is present (RFC 9112
+        // 6.3); the raw head still tells whether the client sent both.
+        if let Some(h1) = session.as_downstream().as_http1() {
+            lengths = count_raw_header(&h1.get_headers_raw_bytes(), b"content-length");
+        }
+    }
+    if lengths > 1 || (lengths == 1 && chunked) {
+        return Err(GatewayError::BadRequest(format!(
+            "{}: send either one Content-Length or Transfer-Encoding: chunked",
+            respond::FRAMING
+        )));
+    }
+    Ok(())
+}
+
+/// How many header lines in a raw HTTP/1 head are named `name` (lowercase).
+fn count_raw_header(raw: &[u8], name: &[u8]) -> usize {
+    raw.split(|&b| b == b'\n')
+        .filter(|line| {
+            line.len() > name.len()
+                && line[..name.len()].eq_ignore_ascii_case(name)
+                && line[name.len()..].trim_ascii_start().starts_with(b":")
+        })
+        .count()
 }
 
 async fn fail(session: &mut Session, ctx: &mut RequestCtx, e: GatewayError) -> Result<Done> {

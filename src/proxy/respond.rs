@@ -39,6 +39,9 @@ pub async fn json(
     session.write_response_body(Some(body), true).await
 }
 
+/// Prefix of framing errors: the body was not read, so the connection cannot be reused.
+pub const FRAMING: &str = "ambiguous request framing";
+
 pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &GatewayError) -> Result<()> {
     let mut extra = Vec::new();
     if let Some(wait) = err.retry_after() {
@@ -52,7 +55,11 @@ pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &GatewayError) 
     if matches!(err, GatewayError::MissingKey | GatewayError::InvalidKey) {
         extra.push(("www-authenticate", "Bearer".to_string()));
     }
-    if matches!(err, GatewayError::BodyTooLarge(_)) {
+    if matches!(
+        err,
+        GatewayError::BodyTooLarge(_) | GatewayError::HeadersTooLarge(_)
+    ) || matches!(err, GatewayError::BadRequest(m) if m.starts_with(FRAMING))
+    {
         // The rest of an unread body would be parsed as the next request.
         session.as_downstream_mut().set_keepalive(None);
     }
