@@ -1,0 +1,101 @@
+//! Micro benchmarks of the per-request work that is ours (not Pingora's):
+//! body parse + model splice, target selection, SSE first-event scan, client key
+//! lookup, config load. `cargo bench` runs them; CI only checks they build and run.
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use llmgate::config::{self, TargetConfig};
+use llmgate::proxy::rewrite::ParsedBody;
+use llmgate::proxy::sse::FirstEvent;
+use llmgate::routing::{ModelRoute, TriedSet};
+use std::collections::HashMap;
+use std::hint::black_box;
+
+fn chat_body(size: usize) -> Bytes {
+    let head = r#"{"model":"chat","temperature":0.2,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":""#;
+    let pad = size.saturating_sub(head.len() + 4);
+    Bytes::from(format!("{head}{}\"}}]}}", "x".repeat(pad)))
+}
+
+fn rewrite(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rewrite");
+    let model = Bytes::from_static(b"\"gpt-4o-mini\"");
+    for (name, size) in [("1KB", 1 << 10), ("100KB", 100 << 10), ("1MiB", 1 << 20)] {
+        let body = chat_body(size);
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(
+            BenchmarkId::new("parse_and_splice", name),
+            &body,
+            |b, body| {
+                b.iter(|| {
+                    let p = ParsedBody::parse(body.clone()).expect("valid");
+                    black_box(p.with_model(&model));
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+fn routing(c: &mut Criterion) {
+    let mut g = c.benchmark_group("routing");
+    // 3 tiers x 4 weighted targets.
+    let targets: Vec<TargetConfig> = (0..12)
+        .map(|i| TargetConfig {
+            upstream: i,
+            model: format!("m{i}"),
+            priority: (i / 4) as u32,
+            weight: (i % 4 + 1) as u32,
+        })
+        .collect();
+    let route = ModelRoute::new(&targets);
+    let mut rng = fastrand::Rng::with_seed(1);
+    g.bench_function("pick_first", |b| {
+        b.iter(|| black_box(route.next(TriedSet::default(), |_| true, &mut rng)))
+    });
+    let mut tried = TriedSet::default();
+    for i in 0..6 {
+        tried.insert(i);
+    }
+    g.bench_function("pick_with_6_tried_2_unhealthy", |b| {
+        b.iter(|| black_box(route.next(tried, |t| t.upstream % 5 != 0, &mut rng)))
+    });
+    g.finish();
+}
+
+fn sse(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sse");
+    let mut stream = Vec::new();
+    while stream.len() < 1 << 20 {
+        stream.extend_from_slice(b": keep-alive\n\n");
+    }
+    stream.extend_from_slice(b"data: {\"x\":1}\n\n");
+    g.throughput(Throughput::Bytes(stream.len() as u64));
+    g.bench_function("first_event_scan_1MiB", |b| {
+        b.iter(|| {
+            let mut s = FirstEvent::default();
+            black_box(stream.chunks(16 << 10).any(|c| s.feed(c)))
+        })
+    });
+    g.finish();
+}
+
+fn keys(c: &mut Criterion) {
+    let keys: HashMap<String, usize> = (0..10_000)
+        .map(|i| (format!("sk-client-{i:08}-abcdefghijklmnop"), i))
+        .collect();
+    let probe = "sk-client-00004242-abcdefghijklmnop".to_string();
+    c.bench_function("client_key_lookup_10k", |b| {
+        b.iter(|| black_box(keys.get(black_box(probe.as_str()))))
+    });
+}
+
+fn config_load(c: &mut Criterion) {
+    let text = include_str!("../conf/llmgate.example.yaml");
+    c.bench_function("config_parse_validate_example", |b| {
+        b.iter(|| black_box(config::parse_str(text, |_| None).expect("valid")))
+    });
+}
+
+criterion_group!(benches, rewrite, routing, sse, keys, config_load);
+criterion_main!(benches);
