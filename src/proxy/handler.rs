@@ -113,7 +113,8 @@ pub async fn handle(session: &mut Session, ctx: &mut RequestCtx) -> Result<Done>
 /// given more than once). Nothing of such a request is forwarded.
 fn check_head(session: &Session, max_header_bytes: usize) -> Result<(), GatewayError> {
     let req = session.req_header();
-    let size: usize = req.uri.to_string().len()
+    // Measured without formatting the URI: this runs on every request.
+    let size: usize = req.uri.path_and_query().map_or(0, |p| p.as_str().len())
         + req
             .headers
             .iter()
