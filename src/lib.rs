@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod config;
 pub mod demo;
+pub mod downstream;
 pub mod error;
 pub mod limits;
 pub mod mock;

@@ -6,6 +6,7 @@ use crate::admin::metrics::Metrics;
 use crate::admin::notify::Notifier;
 use crate::admin::reload::{Reloader, SighupReload};
 use crate::config::Config;
+use crate::downstream::Guarded;
 use crate::proxy::Gateway;
 use crate::state::{Runtime, SharedRuntime};
 use crate::upstream::health::HealthChecker;
@@ -13,9 +14,11 @@ use arc_swap::ArcSwap;
 use pingora::connectors::ConnectorOptions;
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;
+use pingora::proxy::{HttpProxy, ProxyHttp};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
+use pingora::services::listening::Service;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -49,6 +52,24 @@ fn listener(addr: &str) -> ListenerConfig {
     // A 4 KiB write buffer lets a typical JSON answer leave with its header in one
     // send (Pingora's default, 1460 bytes, splits anything larger).
     ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(64 * 1024, 4096))
+}
+
+/// A Pingora proxy service whose client connections get the header deadline.
+fn guarded<SV>(
+    conf: &Arc<ServerConf>,
+    inner: SV,
+    name: &str,
+    runtime: &SharedRuntime,
+) -> Service<Guarded<HttpProxy<SV>>>
+where
+    SV: ProxyHttp + Send + Sync + 'static,
+    SV::CTX: Send + Sync,
+{
+    let app = Guarded {
+        app: Arc::new(pingora::proxy::http_proxy(conf, inner)),
+        runtime: runtime.clone(),
+    };
+    Service::new(name.to_string(), app)
 }
 
 /// Start listeners and background services; never returns. `path`: the config
@@ -86,8 +107,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
         metrics: metrics.clone(),
         access_log: Arc::new(access),
     };
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "llmgate");
+    let mut proxy = guarded(&server.configuration, gateway, "llmgate", &shared);
     for addr in &listen {
         proxy.add_listener(listener(addr));
     }
@@ -99,11 +119,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
             metrics,
             api_key: a.api_key,
         };
-        let mut svc = pingora::proxy::http_proxy_service_with_name(
-            &server.configuration,
-            api,
-            "llmgate admin",
-        );
+        let mut svc = guarded(&server.configuration, api, "llmgate admin", &shared);
         svc.add_listener(listener(&a.listen));
         server.add_service(svc);
         log::info!("admin API on {}", a.listen);

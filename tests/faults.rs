@@ -320,3 +320,71 @@ async fn load_while_one_upstream_flips_between_faults() {
         a.hits()
     );
 }
+
+/// Slowloris: a head still incomplete `header_timeout` after its first byte is
+/// cut with a 408; a slow head inside the limit, and keep-alive idle time longer
+/// than the limit, are not.
+#[tokio::test(flavor = "multi_thread")]
+async fn trickled_request_heads_are_cut_at_the_header_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let m = ok_mock().await;
+    let gw = Gateway::start(&config(
+        &upstream("up", &m.url(), ""),
+        "  chat: [{upstream: up}]\n",
+        "limits: {header_timeout: 1s}",
+    ))
+    .await;
+    let body = chat_body("chat", false);
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {CLIENT_KEY}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+
+    // A byte every 100 ms would take ~15 s for this head; it is cut after ~1 s.
+    let mut s = tokio::net::TcpStream::connect(&gw.addr).await.unwrap();
+    let t = Instant::now();
+    let mut cut = false;
+    for b in head.as_bytes() {
+        if s.write_all(&[*b]).await.is_err() {
+            cut = true;
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await {
+            Err(_) => continue,
+            Ok(Ok(n)) => {
+                let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+                cut = true;
+                break;
+            }
+            Ok(Err(_)) => {
+                cut = true;
+                break;
+            }
+        }
+    }
+    let took = t.elapsed();
+    assert!(cut, "a trickling client was never cut");
+    assert!(
+        took >= Duration::from_millis(900),
+        "cut too early: {took:?}"
+    );
+    assert!(took < BOUND, "cut too late: {took:?}");
+    assert_eq!(m.hits(), 0);
+
+    // Slow but inside the limit: the head comes in two pieces 400 ms apart; then
+    // the connection idles 1.5 s (longer than the limit) and is used again.
+    let mut s = tokio::net::TcpStream::connect(&gw.addr).await.unwrap();
+    let (a, b) = head.split_at(30);
+    s.write_all(a.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    s.write_all(format!("{b}{body}").as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut s).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.write_all(format!("{head}{body}").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut s).await.status, 200);
+    assert_eq!(m.hits(), 2);
+}

@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn breaker_cfg(a: &str, b: &str) -> String {
     let ups = upstream("a", a, "") + &upstream("b", b, "");
@@ -125,4 +125,38 @@ async fn client_errors_never_open_the_breaker() {
         assert_eq!(gw.chat("chat").await.status, 400);
     }
     assert_eq!((a.hits(), b.hits()), (6, 0));
+}
+
+/// `retry.backoff`: a retry on the same tier waits between half and all of it;
+/// moving to the next tier does not wait.
+#[tokio::test(flavor = "multi_thread")]
+async fn same_tier_retries_back_off() {
+    let fail = || {
+        mock(Behavior::Status {
+            status: 503,
+            headers: vec![],
+        })
+    };
+    let (a, b, c) = (fail().await, fail().await, ok_mock().await);
+    let ups =
+        upstream("a", &a.url(), "") + &upstream("b", &b.url(), "") + &upstream("c", &c.url(), "");
+    let gw = Gateway::start(&config(
+        &ups,
+        "  same:\n    - {upstream: a, priority: 1}\n    - {upstream: b, priority: 1}\n    - {upstream: c, priority: 2}\n  cross:\n    - {upstream: a, priority: 1}\n    - {upstream: c, priority: 2}\n",
+        "retry: {backoff: 2s}",
+    ))
+    .await;
+    // Any pause is at least 1 s (half of 2 s).
+    let t = Instant::now();
+    let r = gw.chat("cross").await;
+    assert_eq!((r.status, r.attempts()), (200, 2));
+    assert!(t.elapsed() < Duration::from_secs(1), "paused between tiers");
+    let t = Instant::now();
+    let r = gw.chat("same").await;
+    assert_eq!((r.status, r.attempts()), (200, 3));
+    assert_eq!(r.header("x-llmgate-upstream"), Some("c"));
+    assert!(
+        t.elapsed() >= Duration::from_secs(1),
+        "no pause inside a tier"
+    );
 }

@@ -115,6 +115,7 @@ pub struct RetryFile {
     pub on_status: Option<Vec<u16>>,
     pub max_attempts: Option<u32>,
     pub total_timeout: Option<String>,
+    pub backoff: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +136,8 @@ pub struct HealthCheckFile {
 pub struct LimitsFile {
     pub max_body_bytes: Option<ByteSize>,
     pub max_header_bytes: Option<ByteSize>,
+    pub header_timeout: Option<String>,
+    pub body_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -116,6 +116,38 @@ limits: {max_body_bytes: 1MiB}
         assert_eq!(c.limits.max_body_bytes, 1 << 20);
         assert_eq!(c.models["chat"][0].weight, 3);
         assert_eq!(c.retry.total_timeout, std::time::Duration::from_secs(600));
+        assert!(c.retry.backoff.is_zero());
+        assert_eq!(c.limits.header_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(c.limits.body_timeout, std::time::Duration::from_secs(30));
+    }
+
+    #[test]
+    fn backoff_and_client_timeouts() {
+        let with = |extra: &str| parse_str(&format!("{GOOD}{extra}\n"), env);
+        let c = with("retry: {backoff: 0}").unwrap();
+        assert!(c.retry.backoff.is_zero());
+        let c = with("retry: {backoff: 50ms}").unwrap();
+        assert_eq!(c.retry.backoff, std::time::Duration::from_millis(50));
+        let errs = with("retry: {backoff: 1m}").unwrap_err();
+        assert!(
+            errs.join("").contains("retry.backoff: must be at most 10s"),
+            "{errs:?}"
+        );
+        let errs = with("retry: {backoff: soon}").unwrap_err();
+        assert!(errs.join("").contains("retry.backoff"), "{errs:?}");
+        let good = GOOD.replace(
+            "limits: {max_body_bytes: 1MiB}",
+            "limits: {header_timeout: 2s, body_timeout: 5s}",
+        );
+        let c = parse_str(&good, env).unwrap();
+        assert_eq!(c.limits.header_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(c.limits.body_timeout, std::time::Duration::from_secs(5));
+        let bad = GOOD.replace(
+            "limits: {max_body_bytes: 1MiB}",
+            "limits: {header_timeout: 0s}",
+        );
+        let errs = parse_str(&bad, env).unwrap_err();
+        assert!(errs.join("").contains("limits.header_timeout"), "{errs:?}");
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub struct RetryConfig {
     /// `None`: every target of the model once.
     pub max_attempts: Option<u32>,
     pub total_timeout: Duration,
+    /// Pause before retrying on the same priority tier (zero: none); the
+    /// actual pause is jittered between half and all of it.
+    pub backoff: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +107,11 @@ pub struct LimitsConfig {
     pub max_body_bytes: usize,
     /// Request line plus headers; larger requests get 431.
     pub max_header_bytes: usize,
+    /// From a request's first byte to the end of its header; a client slower
+    /// than this (slowloris) is cut.
+    pub header_timeout: Duration,
+    /// Longest wait for each piece of a request body.
+    pub body_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

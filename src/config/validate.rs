@@ -45,6 +45,29 @@ fn duration(
     }
 }
 
+/// `retry.backoff`: like [`duration`] but zero (the default) means off, and
+/// anything over 10 s is refused: a pause that long is an outage of its own.
+fn backoff(issues: &mut Issues, value: Option<&String>) -> Duration {
+    let Some(text) = value else {
+        return Duration::ZERO;
+    };
+    match humantime::parse_duration(text.trim()) {
+        Ok(d) if d <= Duration::from_secs(10) => d,
+        Ok(_) => {
+            issues.add("retry.backoff", "must be at most 10s");
+            Duration::ZERO
+        }
+        Err(_) if text.trim() == "0" => Duration::ZERO,
+        Err(_) => {
+            issues.add(
+                "retry.backoff",
+                format!("`{text}` is not a duration (use e.g. 50ms, or 0 for none)"),
+            );
+            Duration::ZERO
+        }
+    }
+}
+
 /// "32MiB", "512KB", "1048576" -> bytes.
 pub fn parse_byte_size(text: &str) -> Option<u64> {
     let t = text.trim();
@@ -423,6 +446,10 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
             retry_file.as_ref().and_then(|r| r.total_timeout.as_ref()),
             Duration::from_secs(600),
         ),
+        backoff: backoff(
+            &mut issues,
+            retry_file.as_ref().and_then(|r| r.backoff.as_ref()),
+        ),
     };
     if retry.max_attempts == Some(0) {
         issues.add("retry.max_attempts", "must be at least 1");
@@ -489,6 +516,18 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
         "limits.max_header_bytes",
         limits.as_ref().and_then(|l| l.max_header_bytes.clone()),
         64 << 10,
+    );
+    let header_timeout = duration(
+        &mut issues,
+        "limits.header_timeout",
+        limits.as_ref().and_then(|l| l.header_timeout.as_ref()),
+        Duration::from_secs(10),
+    );
+    let body_timeout = duration(
+        &mut issues,
+        "limits.body_timeout",
+        limits.as_ref().and_then(|l| l.body_timeout.as_ref()),
+        Duration::from_secs(30),
     );
 
     if let Some(state) = file.state {
@@ -571,6 +610,8 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
         limits: LimitsConfig {
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
             max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),
+            header_timeout,
+            body_timeout,
         },
         server,
         log_level,

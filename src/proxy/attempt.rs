@@ -156,6 +156,7 @@ pub async fn run(
     let mut all_429 = true;
     let mut last_timeout = false;
     let mut soonest_retry: Option<Duration> = None;
+    let mut failed_tier: Option<u32> = None;
 
     while ctx.attempts.len() < max_attempts {
         let now = now_ms();
@@ -171,8 +172,14 @@ pub async fn run(
             all_429 = false;
             break;
         }
+        if failed_tier == Some(target.priority) && !rt.config.retry.backoff.is_zero() {
+            // Equal jitter: spread retries out, yet always pause at least half.
+            let b = rt.config.retry.backoff;
+            let pause = b / 2 + b.mul_f64(rng.f64() / 2.0);
+            tokio::time::sleep(budget(pause, deadline)).await;
+        }
         let breaker = &up.health.breaker;
-        breaker.begin(now);
+        breaker.begin(now_ms());
         let _in_flight = up.health.attempt();
         let attempt = try_target(up, target, &out, deadline);
         let result = tokio::select! {
@@ -220,6 +227,7 @@ pub async fn run(
                     f.reason
                 );
                 last_timeout = f.timeout;
+                failed_tier = Some(target.priority);
                 up.health.count_failure();
                 ctx.metrics
                     .attempts

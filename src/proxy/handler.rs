@@ -6,16 +6,13 @@ use super::attempt;
 use super::ctx::RequestCtx;
 use super::respond;
 use super::rewrite::ParsedBody;
+use crate::config::LimitsConfig;
 use crate::error::GatewayError;
 use crate::state::{ClientKey, Runtime};
 use bytes::{Bytes, BytesMut};
 use http::Method;
 use pingora::proxy::Session;
 use pingora::Result;
-use std::time::Duration;
-
-/// How long a client may take to send each piece of its body.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the handler did; `Cut` asks Pingora to drop the connection (a committed
 /// response could not be completed and must not look complete).
@@ -70,7 +67,7 @@ pub async fn handle(session: &mut Session, ctx: &mut RequestCtx) -> Result<Done>
     };
     ctx.key_name = key.map(|k| k.name.clone());
 
-    let body = match read_body(session, rt.config.limits.max_body_bytes).await {
+    let body = match read_body(session, &rt.config.limits).await {
         Ok(b) => b,
         Err(e) => return fail(session, ctx, e).await,
     };
@@ -222,7 +219,8 @@ fn models_list(rt: &Runtime, key: Option<&ClientKey>) -> Bytes {
 }
 
 /// Read the whole request body, bounded by `max` bytes.
-async fn read_body(session: &mut Session, max: usize) -> Result<Bytes, GatewayError> {
+async fn read_body(session: &mut Session, limits: &LimitsConfig) -> Result<Bytes, GatewayError> {
+    let max = limits.max_body_bytes;
     let declared = session
         .req_header()
         .headers
@@ -250,7 +248,7 @@ async fn read_body(session: &mut Session, max: usize) -> Result<Bytes, GatewayEr
     let mut buf = BytesMut::new();
     let mut total = 0usize;
     loop {
-        let chunk = tokio::time::timeout(BODY_READ_TIMEOUT, session.read_request_body())
+        let chunk = tokio::time::timeout(limits.body_timeout, session.read_request_body())
             .await
             .map_err(|_| GatewayError::BadRequest("timed out reading the request body".into()))?
             .map_err(|e| {
