@@ -1,6 +1,9 @@
 //! One JSON line per request, written by a background thread so the request path
 //! never waits on stdout or a file: requests hand their line to a bounded channel
 //! (`try_send`; a full channel drops the line and counts it, it never blocks).
+//! The writer polls the channel instead of sleeping in `recv`: a blocked receiver
+//! makes every `try_send` a futex wake-up and a context switch onto the core that
+//! serves requests (measured at ~40% of the proxy's CPU per request under load).
 
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
@@ -11,6 +14,9 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::Mutex;
 
 const QUEUE: usize = 65_536;
+/// How often the writer drains the queue: lines are at most this late, and at
+/// 100k requests/s a round holds ~2,000 lines, far below QUEUE.
+const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -98,15 +104,14 @@ fn write_loop(rx: Receiver<String>, target: Target) {
         _ => Box::new(std::io::stdout()),
     };
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
-    while let Ok(line) = rx.recv() {
-        let _ = out.write_all(line.as_bytes());
-        let _ = out.write_all(b"\n");
-        // Drain what is queued, then flush once: batches under load, prompt when idle.
+    loop {
+        let mut wrote = false;
         loop {
             match rx.try_recv() {
                 Ok(line) => {
                     let _ = out.write_all(line.as_bytes());
                     let _ = out.write_all(b"\n");
+                    wrote = true;
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
@@ -115,6 +120,9 @@ fn write_loop(rx: Receiver<String>, target: Target) {
                 }
             }
         }
-        let _ = out.flush();
+        if wrote {
+            let _ = out.flush();
+        }
+        std::thread::sleep(DRAIN_EVERY);
     }
 }
