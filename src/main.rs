@@ -46,6 +46,9 @@ enum Command {
         /// SSE events per streaming answer.
         #[arg(long, default_value_t = 20)]
         stream_events: usize,
+        /// Pause between SSE events, e.g. 100ms (long-lived streams).
+        #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+        event_delay: Duration,
     },
 }
 
@@ -70,7 +73,8 @@ fn main() -> ExitCode {
             fail_rate,
             latency,
             stream_events,
-        }) => run_mock(listen, fail_rate, latency, stream_events),
+            event_delay,
+        }) => run_mock(listen, fail_rate, latency, stream_events, event_delay),
         Some(Command::Demo) => {
             init_logging(None);
             let key =
@@ -117,7 +121,13 @@ fn fail(msg: &str) -> ExitCode {
     ExitCode::from(1)
 }
 
-fn run_mock(listen: String, fail_rate: f64, latency: Duration, events: usize) -> ExitCode {
+fn run_mock(
+    listen: String,
+    fail_rate: f64,
+    latency: Duration,
+    events: usize,
+    event_delay: Duration,
+) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -128,7 +138,7 @@ fn run_mock(listen: String, fail_rate: f64, latency: Duration, events: usize) ->
     rt.block_on(async move {
         let behavior = mock::Behavior::Ok {
             events,
-            event_delay: Duration::ZERO,
+            event_delay,
         };
         let opts = mock::MockOptions {
             fail_rate,

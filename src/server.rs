@@ -50,8 +50,11 @@ pub fn server_conf(cfg: &Config, flags: RunFlags) -> ServerConf {
 
 fn listener(addr: &str) -> ListenerConfig {
     // A 4 KiB write buffer lets a typical JSON answer leave with its header in one
-    // send (Pingora's default, 1460 bytes, splits anything larger).
-    ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(64 * 1024, 4096))
+    // send (Pingora's default, 1460 bytes, splits anything larger). No read
+    // buffer: Pingora reads heads and bodies into buffers of its own, so the
+    // default 64 KiB one per connection only added a copy, and 640 MB of RSS at
+    // 10,000 open streams.
+    ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(0, 4096))
 }
 
 /// A Pingora proxy service whose client connections get the header deadline.
