@@ -29,15 +29,19 @@ fit=$(( ($(ulimit -n) - 200) / 2 ))
 for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:18084/health && break; sleep 0.1; done
 cpu() { awk '{print $14+$15}' /proc/$GW/stat; }
 rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' /proc/$GW/status; }
-# load KIND MODEL STREAM CONNS: one bounded wrk run, one line of results.
-load() {
-  local kind=$1 model=$2 stream=$3 conns=$4
-  cat >"$run/req.lua" <<LUA
+# script FILE MODEL STREAM: a wrk script posting one chat request.
+script() {
+  cat >"$1" <<LUA
 wrk.method = "POST"
-wrk.body = '{"model":"$model","stream":$stream,"messages":[{"role":"user","content":"hello"}]}'
+wrk.body = '{"model":"$2","stream":$3,"messages":[{"role":"user","content":"hello"}]}'
 wrk.headers["Authorization"] = "Bearer $KEY"
 wrk.headers["Content-Type"] = "application/json"
 LUA
+}
+# load KIND MODEL STREAM CONNS: one bounded wrk run, one line of results.
+load() {
+  local kind=$1 model=$2 stream=$3 conns=$4
+  script "$run/req.lua" "$model" "$stream"
   local before after reqs rps p50 p99 errs us
   before=$(cpu)
   wrk -t"$(( conns > 1 ? 2 : 1 ))" -c"$conns" -d"$DURATION" --latency -s "$run/req.lua" http://127.0.0.1:18084/v1/chat/completions >"$run/wrk.txt"
@@ -56,12 +60,7 @@ load failover gpt-4o-mini-failover false 1
 
 # STREAMS clients each hold one ~10 s stream (wrk waits for each answer); RSS
 # and open client connections are read while all of them are in flight.
-cat >"$run/long.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"model":"gpt-4o-mini-long-sse","stream":true,"messages":[{"role":"user","content":"hello"}]}'
-wrk.headers["Authorization"] = "Bearer $KEY"
-wrk.headers["Content-Type"] = "application/json"
-LUA
+script "$run/long.lua" gpt-4o-mini-long-sse true
 idle=$(rss)
 wrk -t2 -c"$STREAMS" -d9s --timeout 30s -s "$run/long.lua" http://127.0.0.1:18084/v1/chat/completions >"$run/long.txt" 2>&1 &
 WRK=$!

@@ -112,20 +112,17 @@ impl HeadDeadline {
         }
     }
 
-    /// Re-arms a stream that this module wrapped; any other stream is wrapped now.
-    fn rewrap(stream: Stream, limit: Duration) -> Stream {
+    /// Re-arms a stream this module wrapped (Pingora hands the same one back on
+    /// keep-alive); any other stream is wrapped now. `None` only if the type
+    /// check and the downcast disagree, which cannot happen: the connection is
+    /// then closed rather than served unguarded.
+    fn rearmed(stream: Stream, limit: Duration) -> Option<Stream> {
         if !stream.as_any().is::<HeadDeadline>() {
-            return Box::new(HeadDeadline::new(stream, limit));
+            return Some(Box::new(HeadDeadline::new(stream, limit)));
         }
-        match stream.into_any().downcast::<HeadDeadline>() {
-            Ok(mut s) => {
-                s.rearm(limit);
-                s
-            }
-            // `is` said it is one: unreachable, and an empty stream would be
-            // worse than a closed connection, so close it.
-            Err(_) => Box::new(HeadDeadline::new(Box::new(ClosedStream), limit)),
-        }
+        let mut s = stream.into_any().downcast::<HeadDeadline>().ok()?;
+        s.rearm(limit);
+        Some(s)
     }
 }
 
@@ -259,59 +256,6 @@ impl Peek for HeadDeadline {
     }
 }
 
-/// A stream at end of file, for the one path that has no real one.
-#[derive(Debug, Default)]
-struct ClosedStream;
-
-impl AsyncRead for ClosedStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        _: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for ClosedStream {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, _: &[u8]) -> Poll<io::Result<usize>> {
-        Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-#[async_trait]
-impl Shutdown for ClosedStream {
-    async fn shutdown(&mut self) {}
-}
-impl UniqueID for ClosedStream {
-    fn id(&self) -> UniqueIDType {
-        -1
-    }
-}
-impl Ssl for ClosedStream {}
-impl GetTimingDigest for ClosedStream {
-    fn get_timing_digest(&self) -> Vec<Option<pingora::protocols::TimingDigest>> {
-        Vec::new()
-    }
-}
-impl GetProxyDigest for ClosedStream {
-    fn get_proxy_digest(&self) -> Option<Arc<pingora::protocols::raw_connect::ProxyDigest>> {
-        None
-    }
-}
-impl GetSocketDigest for ClosedStream {
-    fn get_socket_digest(&self) -> Option<Arc<pingora::protocols::SocketDigest>> {
-        None
-    }
-}
-impl Peek for ClosedStream {}
-
 /// An HTTP/1 app (the proxy or the admin API) served with [`HeadDeadline`].
 pub struct Guarded<A> {
     pub app: Arc<A>,
@@ -337,7 +281,7 @@ where
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let stream = HeadDeadline::rewrap(stream, self.header_timeout());
+        let stream = Box::new(HeadDeadline::new(stream, self.header_timeout()));
         let mut session = ServerSession::new_http1(stream);
         session.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });
         session.set_keepalive_reuses_remaining(
@@ -347,7 +291,7 @@ where
         );
         let mut result = self.app.process_new_http(session, shutdown).await;
         while let Some((stream, settings)) = result.map(|r| r.consume()) {
-            let stream = HeadDeadline::rewrap(stream, self.header_timeout());
+            let stream = HeadDeadline::rearmed(stream, self.header_timeout())?;
             let mut session = ServerSession::new_http1(stream);
             if let Some(s) = settings {
                 s.apply_to_session(&mut session);

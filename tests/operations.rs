@@ -65,7 +65,16 @@ async fn metrics_parse_and_count() {
         assert_eq!(gw.chat("chat").await.status, 200);
     }
     gw.chat("nope").await;
-    let r = admin(&gw, "GET", "/metrics", "").await;
+    // Metrics are counted in Pingora's logging phase, which may run just after
+    // the client has its answer: scrape until the last request shows (bounded).
+    let mut r = admin(&gw, "GET", "/metrics", "").await;
+    for _ in 0..40 {
+        if r.text().contains(r#"status="4xx""#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        r = admin(&gw, "GET", "/metrics", "").await;
+    }
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     let text = r.text();
     let mut samples = std::collections::HashMap::new();
