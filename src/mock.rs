@@ -94,6 +94,7 @@ struct Shared {
     once: Mutex<Vec<Behavior>>,
     opts: MockOptions,
     hits: AtomicUsize,
+    connections: AtomicUsize,
     seen: Mutex<Vec<Seen>>,
 }
 
@@ -114,6 +115,7 @@ impl Mock {
             once: Mutex::new(Vec::new()),
             opts,
             hits: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             seen: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
@@ -123,6 +125,7 @@ impl Mock {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
+                s.connections.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(serve_conn(stream, s.clone()));
             }
         });
@@ -140,6 +143,11 @@ impl Mock {
 
     pub fn hits(&self) -> usize {
         self.shared.hits.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
     }
 
     pub fn seen(&self) -> Vec<Seen> {

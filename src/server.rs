@@ -37,6 +37,7 @@ pub fn server_conf(cfg: &Config, flags: RunFlags) -> ServerConf {
         grace_period_seconds: Some(s.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(s.graceful_shutdown_timeout_seconds),
         upstream_keepalive_pool_size: s.upstream_keepalive_pool_size,
+        work_stealing: s.work_stealing,
         ..ServerConf::default()
     };
     if let Some(p) = &s.pid_file {

@@ -7,8 +7,8 @@ use crate::routing::ModelRoute;
 use crate::upstream::circuit::{now_ms, BreakerPolicy};
 use crate::upstream::Upstream;
 use arc_swap::ArcSwap;
-use pingora::connectors::http::Connector;
 use pingora::connectors::ConnectorOptions;
+use pingora::connectors::TransportConnector as Connector;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 

@@ -200,3 +200,38 @@ async fn client_disconnect_mid_stream_is_noticed() {
         gw.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_connections_are_reused_across_plain_and_streamed_answers() {
+    let m = mock(Behavior::Ok {
+        events: 3,
+        event_delay: Duration::ZERO,
+    })
+    .await;
+    let gw = Gateway::start(&config(
+        &upstream("up", &m.url(), ""),
+        "  chat: [{upstream: up, model: m}]\n",
+        "",
+    ))
+    .await;
+    for i in 0..20 {
+        let r = gw
+            .post(
+                "/v1/chat/completions",
+                &auth(),
+                &chat_body("chat", i % 2 == 0),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        assert!(r.complete);
+    }
+    // One request at a time: every answer is read to its end, so the same
+    // pooled connection carries all of them (health checks are off by default
+    // in `config`; allow one spare in case one ran).
+    assert_eq!(m.hits(), 20);
+    assert!(
+        m.connections() <= 2,
+        "{} upstream connections for 20 sequential requests",
+        m.connections()
+    );
+}

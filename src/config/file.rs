@@ -159,6 +159,7 @@ pub struct StateFile {
 #[serde(deny_unknown_fields)]
 pub struct ServerFile {
     pub threads: Option<usize>,
+    pub work_stealing: Option<bool>,
     pub grace_period_seconds: Option<u64>,
     pub graceful_shutdown_timeout_seconds: Option<u64>,
     pub upstream_keepalive_pool_size: Option<usize>,

@@ -117,6 +117,9 @@ pub struct LimitsConfig {
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     pub threads: usize,
+    /// One work-stealing tokio runtime (`true`) or one single-threaded runtime
+    /// per thread, each connection staying on one (`false`, like nginx workers).
+    pub work_stealing: bool,
     pub grace_period_seconds: u64,
     pub graceful_shutdown_timeout_seconds: u64,
     pub upstream_keepalive_pool_size: usize,

@@ -553,6 +553,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
     let s = file.server;
     let server = ServerSettings {
         threads: s.as_ref().and_then(|s| s.threads).unwrap_or(2),
+        work_stealing: s.as_ref().and_then(|s| s.work_stealing).unwrap_or(false),
         grace_period_seconds: s
             .as_ref()
             .and_then(|s| s.grace_period_seconds)

@@ -15,17 +15,16 @@ use crate::error::{error_body, GatewayError};
 use crate::routing::{ModelRoute, Target, TriedSet};
 use crate::state::Runtime;
 use crate::upstream::circuit::now_ms;
+use crate::upstream::h1::Conn;
 use crate::upstream::{Upstream, POOL_IDLE};
 use bytes::{Bytes, BytesMut};
 use http::header;
 use pingora::http::ResponseHeader;
-use pingora::protocols::http::client::HttpSession;
-use pingora::protocols::http::v1::client::HttpSession as ClientH1;
 use pingora::proxy::Session;
+use pingora::upstreams::peer::Peer as _;
 use pingora::{ErrorType, Result};
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::io::AsyncWriteExt;
 
 /// Client headers never forwarded: hop-by-hop, the client's credentials, and the
 /// ones the gateway sets itself. `accept-encoding` is dropped so streams arrive
@@ -114,7 +113,7 @@ impl Failure {
 
 /// An upstream answer ready to commit: headers read, first bytes buffered.
 struct Ready {
-    up: HttpSession,
+    up: Conn,
     header: Box<ResponseHeader>,
     chunks: Vec<Bytes>,
     sse: bool,
@@ -359,7 +358,7 @@ async fn try_target(
             let (s, reused) = match within(
                 cfg.connect_timeout,
                 deadline,
-                up.connector.get_http_session(&up.peer),
+                up.connector.get_stream(&up.peer),
             )
             .await
             {
@@ -411,13 +410,13 @@ async fn try_target(
     let mut scan = FirstEvent::default();
     let mut chunks = Vec::new();
     loop {
-        match within(wait, deadline, s.read_response_body()).await {
+        match within(wait, deadline, s.read_body()).await {
             None if sse => return Err(Failure::timeout("first token timeout")),
             None => return Err(Failure::timeout("response timeout")),
             Some(Err(e)) => {
                 return Err(Failure::closed(format!(
                     "connection broke before first data ({})",
-                    e.etype().as_str()
+                    e.as_str()
                 )))
             }
             Some(Ok(None)) if sse => {
@@ -449,24 +448,27 @@ async fn try_target(
     }
 }
 
+/// Bodies up to this size are copied behind the request head and leave in one
+/// write; larger ones are written from the client's buffer, in three pieces.
+const INLINE_BODY: usize = 16 * 1024;
+
 /// Send the request and read the response header.
 ///
-/// For HTTP/1.1 (every upstream today) the request head and, for bodies up to
-/// 16 KiB, the body go out in one write: Pingora's client would flush the head
-/// on its own first, and on loopback or a LAN every extra segment costs both
-/// ends a full trip through the TCP stack. Pingora still parses the response and
-/// pools the connection.
+/// The request head and, for bodies up to 16 KiB, the body go out in one write:
+/// on loopback or a LAN every extra segment costs both ends a full trip through
+/// the TCP stack.
 async fn send(
-    s: HttpSession,
+    stream: pingora::protocols::Stream,
     up: &Upstream,
     target: &Target,
     out: &Outgoing<'_>,
     deadline: Instant,
-) -> Result<(HttpSession, Box<ResponseHeader>), Failure> {
+) -> Result<(Conn, Box<ResponseHeader>), Failure> {
     let cfg = &up.cfg;
-    let (parts, len) = out.body.with_model(&target.model_json);
-    let mut head =
-        BytesMut::with_capacity(256 + out.headers.len() + if parts.len() == 1 { len } else { 0 });
+    let body = out.body.spliced(&target.model_json);
+    let len: usize = body.iter().map(|p| p.len()).sum();
+    let inline = len <= INLINE_BODY;
+    let mut head = BytesMut::with_capacity(256 + out.headers.len() + if inline { len } else { 0 });
     head.extend_from_slice(b"POST ");
     head.extend_from_slice(cfg.base_path.as_bytes());
     head.extend_from_slice(out.rest.as_bytes());
@@ -482,26 +484,17 @@ async fn send(
     put_header(&mut head, b"content-length", itoa.format(len).as_bytes());
     head.extend_from_slice(&out.headers);
     head.extend_from_slice(b"\r\n");
-    let mut rest_parts = parts.as_slice();
-    if let [only] = rest_parts {
-        head.extend_from_slice(only);
-        rest_parts = &[];
-    }
-
-    let HttpSession::H1(h1) = s else {
-        return Err(Failure::closed(
-            "upstream negotiated a protocol other than HTTP/1.1",
-        ));
-    };
-    let mut stream = h1.into_inner();
-    let write = async {
-        stream.write_all(&head).await?;
-        for p in rest_parts {
-            stream.write_all(p).await?;
+    let rest: &[&[u8]] = if inline {
+        for p in body {
+            head.extend_from_slice(p);
         }
-        stream.flush().await
+        &[]
+    } else {
+        &body
     };
-    match within(cfg.response_timeout, deadline, write).await {
+
+    let mut conn = Conn::new(stream);
+    match within(cfg.response_timeout, deadline, conn.send(&head, rest)).await {
         None => return Err(Failure::timeout("timeout sending request")),
         Some(Err(e)) => {
             return Err(Failure::closed(format!(
@@ -511,30 +504,13 @@ async fn send(
         }
         Some(Ok(())) => {}
     }
-    let mut h1 = ClientH1::new_with_options(stream, &up.peer);
-    let read = async {
-        loop {
-            h1.read_response().await?;
-            // Skip informational answers (100 Continue and the like).
-            match h1.get_status() {
-                Some(st) if st.is_informational() => continue,
-                _ => return Ok::<(), Box<pingora::Error>>(()),
-            }
-        }
-    };
-    match within(cfg.response_timeout, deadline, read).await {
+    match within(cfg.response_timeout, deadline, conn.read_head()).await {
         None => Err(Failure::timeout("response timeout")),
         Some(Err(e)) => Err(Failure::closed(format!(
             "connection closed before response ({})",
-            e.etype().as_str()
+            e.as_str()
         ))),
-        Some(Ok(())) => match h1.resp_header() {
-            Some(h) => {
-                let header = Box::new(h.clone());
-                Ok((HttpSession::H1(h1), header))
-            }
-            None => Err(Failure::closed("no response header")),
-        },
+        Some(Ok(h)) => Ok((conn, Box::new(h))),
     }
 }
 
@@ -606,12 +582,12 @@ async fn commit(
     let reason = loop {
         // Finish as soon as the body is complete, before the client (which has its
         // whole answer) closes the connection and looks like a disconnect.
-        let next = if s.response_done() {
+        let next = if s.done() {
             Some(Ok(None))
         } else {
             tokio::select! {
                 biased;
-                r = within(up.cfg.idle_timeout, deadline, s.read_response_body()) => r,
+                r = within(up.cfg.idle_timeout, deadline, s.read_body()) => r,
                 _ = client_gone(session) => {
                     ctx.client_gone = true;
                     return Ok(Done::Cut);
@@ -625,18 +601,18 @@ async fn commit(
                 session.write_response_body(Some(b), false).await?;
             }
             Some(Ok(None)) => {
+                // Pool the connection before the client can see the end of its
+                // answer: its next request must find it there.
+                if let Some(stream) = s.into_reusable() {
+                    up.connector
+                        .release_stream(stream, up.peer.reuse_hash(), Some(POOL_IDLE));
+                }
                 session.write_response_body(None, true).await?;
-                up.connector
-                    .release_http_session(s, &up.peer, Some(POOL_IDLE))
-                    .await;
                 ctx.usage = usage.scan();
                 return Ok(Done::Answered);
             }
             Some(Err(e)) => {
-                break format!(
-                    "upstream connection broke mid-response ({})",
-                    e.etype().as_str()
-                )
+                break format!("upstream connection broke mid-response ({})", e.as_str())
             }
             None if Instant::now() >= deadline => {
                 break "total_timeout reached mid-response".to_string()

@@ -4,12 +4,12 @@
 
 use crate::state::SharedRuntime;
 use crate::upstream::circuit::Breaker;
+use crate::upstream::h1::Conn;
 use crate::upstream::Upstream;
 use async_trait::async_trait;
-use http::header;
-use pingora::http::RequestHeader;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
+use pingora::upstreams::peer::Peer as _;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -188,42 +188,50 @@ async fn check(up: &Upstream, timeout: Duration) -> Result<(), String> {
         up.cfg.base_path,
         up.cfg.health_path.as_deref().unwrap_or("/models")
     );
+    let mut head = Vec::with_capacity(256 + path.len());
+    head.extend_from_slice(b"GET ");
+    head.extend_from_slice(path.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\nhost: ");
+    head.extend_from_slice(up.authority.as_bytes());
+    if let Some(a) = &up.auth {
+        head.extend_from_slice(b"\r\nauthorization: ");
+        head.extend_from_slice(a.as_bytes());
+    }
+    for (k, v) in &up.cfg.headers {
+        head.extend_from_slice(b"\r\n");
+        head.extend_from_slice(k.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(v.as_bytes());
+    }
+    head.extend_from_slice(b"\r\n\r\n");
     let run = async {
-        let (mut s, _) = up
+        let (stream, _) = up
             .connector
-            .get_http_session(&up.peer)
+            .get_stream(&up.peer)
             .await
             .map_err(|e| format!("connect: {}", e.etype().as_str()))?;
-        let mut req = RequestHeader::build("GET", path.as_bytes(), None)
-            .map_err(|_| "bad health path".to_string())?;
-        let _ = req.insert_header(header::HOST, up.authority.clone());
-        if let Some(a) = &up.auth {
-            let _ = req.insert_header(header::AUTHORIZATION, a.clone());
-        }
-        for (k, v) in &up.cfg.headers {
-            let _ = req.insert_header(k.clone(), v.clone());
-        }
-        s.write_request_header(Box::new(req))
+        let mut conn = Conn::new(stream);
+        conn.send(&head, &[])
             .await
-            .map_err(|e| format!("write: {}", e.etype().as_str()))?;
-        s.finish_request_body()
+            .map_err(|e| format!("write: {}", e.kind()))?;
+        let status = conn
+            .read_head()
             .await
-            .map_err(|e| format!("write: {}", e.etype().as_str()))?;
-        s.read_response_header()
-            .await
-            .map_err(|e| format!("read: {}", e.etype().as_str()))?;
-        let status = s.response_header().map(|h| h.status.as_u16()).unwrap_or(0);
+            .map_err(|e| format!("read: {}", e.as_str()))?
+            .status
+            .as_u16();
         // Drain a small body so the connection can go back to the pool.
         let mut drained = 0usize;
-        while let Ok(Some(b)) = s.read_response_body().await {
+        while let Ok(Some(b)) = conn.read_body().await {
             drained += b.len();
             if drained > 1 << 20 {
                 break;
             }
         }
-        up.connector
-            .release_http_session(s, &up.peer, Some(super::POOL_IDLE))
-            .await;
+        if let Some(stream) = conn.into_reusable() {
+            up.connector
+                .release_stream(stream, up.peer.reuse_hash(), Some(super::POOL_IDLE));
+        }
         if (200..300).contains(&status) {
             Ok(())
         } else {

@@ -2,12 +2,13 @@
 //! sets on its behalf, its retry policy and its health.
 
 pub mod circuit;
+pub mod h1;
 pub mod health;
 
 use crate::config::UpstreamConfig;
 use health::Health;
 use http::HeaderValue;
-use pingora::connectors::http::Connector;
+use pingora::connectors::TransportConnector as Connector;
 use pingora::upstreams::peer::HttpPeer;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;

@@ -1,0 +1,520 @@
+//! The upstream side of HTTP/1.1: write a request we serialized ourselves, read
+//! the response head and body off a pooled [`Stream`].
+//!
+//! Why not Pingora's client session: it reserves a fixed 64 KiB body buffer per
+//! response (a large malloc and, for a stream, 64 KiB of RSS held for its whole
+//! life), and its parsed header has to be cloned before we can edit it. Here the
+//! read buffer starts at 4 KiB and grows only while reads fill it, body pieces are
+//! split off that buffer without copying, and the parsed head is ours to keep.
+//! Connections still come from and go back to Pingora's pool
+//! ([`pingora::connectors::TransportConnector`]).
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{HeaderName, HeaderValue};
+use pingora::http::ResponseHeader;
+use pingora::protocols::Stream;
+use std::mem::MaybeUninit;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Largest response head accepted (Pingora's own limit is 1 MiB).
+const MAX_HEAD: usize = 1 << 20;
+const MAX_HEADERS: usize = 256;
+const MIN_READ: usize = 4 * 1024;
+const MAX_READ: usize = 64 * 1024;
+/// Longest chunk-size line (hex digits plus extensions) we wait for.
+const MAX_CHUNK_LINE: usize = 4 * 1024;
+/// Longest trailer section we skip.
+const MAX_TRAILERS: usize = 64 * 1024;
+
+/// Why a response could not be read. Names only, safe for logs and error text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum H1Error {
+    /// The peer closed the connection before the message was complete.
+    Closed,
+    /// A socket error.
+    Io,
+    /// The response head is not valid HTTP/1.x.
+    BadHead,
+    /// The response head is larger than we accept.
+    HeadTooLarge,
+    /// Broken chunked framing or contradictory lengths.
+    BadFraming,
+}
+
+impl H1Error {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            H1Error::Closed => "ConnectionClosed",
+            H1Error::Io => "ReadError",
+            H1Error::BadHead => "InvalidHTTPHeader",
+            H1Error::HeadTooLarge => "InvalidHTTPHeader (too large)",
+            H1Error::BadFraming => "InvalidChunk",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    /// Head not read yet.
+    Head,
+    /// Content-Length: bytes still to come.
+    Length(u64),
+    Chunked(Chunk),
+    /// No length: the body ends when the peer closes.
+    UntilClose,
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunk {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside chunk data: bytes still to come.
+    Data(u64),
+    /// Expecting the CRLF after chunk data.
+    DataEnd,
+    /// After the last chunk: trailer lines up to an empty one.
+    Trailers,
+}
+
+/// One upstream HTTP/1.1 connection carrying one exchange.
+pub struct Conn {
+    stream: Stream,
+    buf: BytesMut,
+    read_size: usize,
+    body: Body,
+    keep_alive: bool,
+}
+
+impl Conn {
+    pub fn new(stream: Stream) -> Self {
+        Conn {
+            stream,
+            buf: BytesMut::new(),
+            read_size: MIN_READ,
+            body: Body::Head,
+            keep_alive: true,
+        }
+    }
+
+    /// Write the request (head, then body pieces) and flush it.
+    pub async fn send(&mut self, head: &[u8], rest: &[&[u8]]) -> std::io::Result<()> {
+        self.stream.write_all(head).await?;
+        for p in rest {
+            self.stream.write_all(p).await?;
+        }
+        self.stream.flush().await
+    }
+
+    /// Read more bytes into the buffer; `Ok(0)` is end of stream.
+    async fn fill(&mut self) -> Result<usize, H1Error> {
+        self.buf.reserve(self.read_size);
+        let n = self
+            .stream
+            .read_buf(&mut self.buf)
+            .await
+            .map_err(|_| H1Error::Io)?;
+        // Grow reads for large bodies; small answers and SSE events keep the
+        // buffer (and each open stream's memory) small.
+        if n >= self.read_size && self.read_size < MAX_READ {
+            self.read_size *= 2;
+        }
+        Ok(n)
+    }
+
+    /// Read the response head, skipping informational (1xx) answers.
+    pub async fn read_head(&mut self) -> Result<ResponseHeader, H1Error> {
+        loop {
+            if !self.buf.is_empty() {
+                if let Some(head) = self.parse_head()? {
+                    return Ok(head);
+                }
+                if self.buf.len() > MAX_HEAD {
+                    return Err(H1Error::HeadTooLarge);
+                }
+            }
+            if self.fill().await? == 0 {
+                return Err(H1Error::Closed);
+            }
+        }
+    }
+
+    /// `Ok(None)`: incomplete (or a skipped 1xx and nothing more buffered).
+    fn parse_head(&mut self) -> Result<Option<ResponseHeader>, H1Error> {
+        loop {
+            let n = {
+                let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+                let mut probe = httparse::Response::new(&mut []);
+                match parse_response(&mut probe, &self.buf, &mut slots) {
+                    Ok(httparse::Status::Complete(n)) => n,
+                    Ok(httparse::Status::Partial) => return Ok(None),
+                    Err(httparse::Error::TooManyHeaders) => return Err(H1Error::HeadTooLarge),
+                    Err(_) => return Err(H1Error::BadHead),
+                }
+            };
+            // Parsed again from the head's own bytes so header values can be
+            // slices of them (a second short pass instead of a copy per value).
+            let raw = self.buf.split_to(n).freeze();
+            let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+            let mut resp = httparse::Response::new(&mut []);
+            if !matches!(
+                parse_response(&mut resp, &raw, &mut slots),
+                Ok(httparse::Status::Complete(_))
+            ) {
+                return Err(H1Error::BadHead);
+            }
+            let code = resp.code.ok_or(H1Error::BadHead)?;
+            if (100..200).contains(&code) {
+                // 101 would switch protocols; we never ask for an upgrade.
+                if code == 101 {
+                    return Err(H1Error::BadHead);
+                }
+                if self.buf.is_empty() {
+                    return Ok(None);
+                }
+                continue;
+            }
+            let status = http::StatusCode::from_u16(code).map_err(|_| H1Error::BadHead)?;
+            let mut headers = http::HeaderMap::with_capacity(resp.headers.len());
+            let mut length: Option<u64> = None;
+            let mut chunked = false;
+            let mut close = resp.version == Some(0);
+            for h in resp.headers.iter() {
+                let name =
+                    HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| H1Error::BadHead)?;
+                if name == http::header::CONTENT_LENGTH {
+                    let l = parse_length(h.value).ok_or(H1Error::BadFraming)?;
+                    if length.is_some_and(|prev| prev != l) {
+                        return Err(H1Error::BadFraming);
+                    }
+                    length = Some(l);
+                } else if name == http::header::TRANSFER_ENCODING {
+                    // Only "chunked" as the final coding frames the body (RFC 9112 6.3).
+                    chunked = last_token(h.value).eq_ignore_ascii_case(b"chunked");
+                    if !chunked {
+                        close = true;
+                    }
+                } else if name == http::header::CONNECTION {
+                    for t in h.value.split(|b| *b == b',') {
+                        let t = t.trim_ascii();
+                        if t.eq_ignore_ascii_case(b"close") {
+                            close = true;
+                        } else if t.eq_ignore_ascii_case(b"keep-alive") && resp.version == Some(0) {
+                            close = false;
+                        }
+                    }
+                }
+                let value = HeaderValue::from_maybe_shared(raw.slice_ref(h.value))
+                    .map_err(|_| H1Error::BadHead)?;
+                headers.append(name, value);
+            }
+            let (mut parts, ()) = http::Response::new(()).into_parts();
+            parts.status = status;
+            parts.headers = headers;
+            let head = ResponseHeader::from(parts);
+            self.keep_alive = !close;
+            self.body = if code == 204 || code == 304 {
+                Body::Done
+            } else if chunked {
+                Body::Chunked(Chunk::Size)
+            } else if let Some(l) = length {
+                if l == 0 {
+                    Body::Done
+                } else {
+                    Body::Length(l)
+                }
+            } else {
+                self.keep_alive = false;
+                Body::UntilClose
+            };
+            return Ok(Some(head));
+        }
+    }
+
+    /// True once the whole body has been read.
+    pub fn done(&self) -> bool {
+        self.body == Body::Done
+    }
+
+    /// The next piece of the body; `Ok(None)` at its end.
+    pub async fn read_body(&mut self) -> Result<Option<Bytes>, H1Error> {
+        loop {
+            match self.body {
+                Body::Head => return Err(H1Error::BadHead),
+                Body::Done => return Ok(None),
+                Body::Length(left) => {
+                    if self.buf.is_empty() && self.fill().await? == 0 {
+                        return Err(H1Error::Closed);
+                    }
+                    let n = (self.buf.len() as u64).min(left) as usize;
+                    let left = left - n as u64;
+                    self.body = if left == 0 {
+                        Body::Done
+                    } else {
+                        Body::Length(left)
+                    };
+                    return Ok(Some(self.buf.split_to(n).freeze()));
+                }
+                Body::UntilClose => {
+                    if self.buf.is_empty() && self.fill().await? == 0 {
+                        self.body = Body::Done;
+                        return Ok(None);
+                    }
+                    return Ok(Some(self.buf.split().freeze()));
+                }
+                Body::Chunked(state) => {
+                    if let Some(piece) = self.step_chunked(state)? {
+                        return Ok(Some(piece));
+                    }
+                    if self.body == Body::Done {
+                        return Ok(None);
+                    }
+                    if self.fill().await? == 0 {
+                        return Err(H1Error::Closed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Advance the chunked parser over buffered bytes. Returns data when there is
+    /// some; `Ok(None)` with the state moved on when it needs more input or is done.
+    fn step_chunked(&mut self, mut state: Chunk) -> Result<Option<Bytes>, H1Error> {
+        loop {
+            match state {
+                Chunk::Size => {
+                    let Some(eol) = memchr::memchr(b'\n', &self.buf) else {
+                        if self.buf.len() > MAX_CHUNK_LINE {
+                            return Err(H1Error::BadFraming);
+                        }
+                        self.body = Body::Chunked(state);
+                        return Ok(None);
+                    };
+                    let size = parse_chunk_size(&self.buf[..eol]).ok_or(H1Error::BadFraming)?;
+                    self.buf.advance(eol + 1);
+                    state = if size == 0 {
+                        Chunk::Trailers
+                    } else {
+                        Chunk::Data(size)
+                    };
+                }
+                Chunk::Data(left) => {
+                    if self.buf.is_empty() {
+                        self.body = Body::Chunked(state);
+                        return Ok(None);
+                    }
+                    let n = (self.buf.len() as u64).min(left) as usize;
+                    let left = left - n as u64;
+                    self.body = Body::Chunked(if left == 0 {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(left)
+                    });
+                    return Ok(Some(self.buf.split_to(n).freeze()));
+                }
+                Chunk::DataEnd => match self.buf.first() {
+                    None => {
+                        self.body = Body::Chunked(state);
+                        return Ok(None);
+                    }
+                    Some(b'\n') => {
+                        self.buf.advance(1);
+                        state = Chunk::Size;
+                    }
+                    Some(b'\r') => match self.buf.get(1) {
+                        None => {
+                            self.body = Body::Chunked(state);
+                            return Ok(None);
+                        }
+                        Some(b'\n') => {
+                            self.buf.advance(2);
+                            state = Chunk::Size;
+                        }
+                        Some(_) => return Err(H1Error::BadFraming),
+                    },
+                    Some(_) => return Err(H1Error::BadFraming),
+                },
+                Chunk::Trailers => {
+                    let Some(eol) = memchr::memchr(b'\n', &self.buf) else {
+                        if self.buf.len() > MAX_TRAILERS {
+                            return Err(H1Error::BadFraming);
+                        }
+                        self.body = Body::Chunked(state);
+                        return Ok(None);
+                    };
+                    let empty = self.buf[..eol].trim_ascii().is_empty();
+                    self.buf.advance(eol + 1);
+                    if empty {
+                        self.body = Body::Done;
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The connection, if it can carry another exchange: the body was read to its
+    /// end, nothing extra arrived, and neither side asked to close.
+    pub fn into_reusable(self) -> Option<Stream> {
+        (self.body == Body::Done && self.keep_alive && self.buf.is_empty()).then_some(self.stream)
+    }
+}
+
+fn parse_response<'h, 'b>(
+    resp: &mut httparse::Response<'h, 'b>,
+    buf: &'b [u8],
+    slots: &'h mut [MaybeUninit<httparse::Header<'b>>],
+) -> httparse::Result<usize> {
+    httparse::ParserConfig::default().parse_response_with_uninit_headers(resp, buf, slots)
+}
+
+fn parse_length(v: &[u8]) -> Option<u64> {
+    let v = v.trim_ascii();
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+fn last_token(v: &[u8]) -> &[u8] {
+    v.rsplit(|b| *b == b',').next().unwrap_or(v).trim_ascii()
+}
+
+/// `1a2b[;ext=..][\r]` -> 0x1a2b. At most 15 hex digits (no overflow).
+fn parse_chunk_size(line: &[u8]) -> Option<u64> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let digits = line
+        .split(|b| *b == b';')
+        .next()
+        .unwrap_or(line)
+        .trim_ascii();
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let mut n = 0u64;
+    for d in digits {
+        n = n * 16 + (*d as char).to_digit(16)? as u64;
+    }
+    Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// Serve `wire` in the given cuts over a real loopback socket and read it back.
+    async fn read_all(wire: &[u8], cuts: &[usize]) -> Result<(u16, Vec<u8>, bool), H1Error> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let wire = wire.to_vec();
+        let cuts = cuts.to_vec();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut at = 0;
+            for c in cuts.iter().chain(std::iter::once(&wire.len())) {
+                let c = (*c).min(wire.len());
+                if c > at {
+                    s.write_all(&wire[at..c]).await.expect("write");
+                    s.flush().await.expect("flush");
+                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                    at = c;
+                }
+            }
+            // Keep the socket open a moment so keep-alive framing is what ends bodies.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        });
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(tcp));
+        let mut c = Conn::new(stream);
+        let head = c.read_head().await?;
+        let mut body = Vec::new();
+        while let Some(b) = c.read_body().await? {
+            body.extend_from_slice(&b);
+        }
+        let reusable = c.into_reusable().is_some();
+        server.await.expect("server");
+        Ok((head.status.as_u16(), body, reusable))
+    }
+
+    #[tokio::test]
+    async fn content_length_body_any_cut() {
+        let wire = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
+        for cut in 1..wire.len() {
+            let (s, b, r) = read_all(wire, &[cut]).await.expect("read");
+            assert_eq!(
+                (s, b.as_slice(), r),
+                (200, &b"hello"[..], true),
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn chunked_body_any_cut_with_ext_and_trailers() {
+        let wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nx-t: 1\r\n\r\n";
+        for cut in 1..wire.len() {
+            let (s, b, r) = read_all(wire, &[cut, cut + 7]).await.expect("read");
+            assert_eq!(
+                (s, b.as_slice(), r),
+                (200, &b"hello world"[..], true),
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn informational_answers_are_skipped() {
+        let wire =
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok";
+        let (s, b, _) = read_all(wire, &[10, 25]).await.expect("read");
+        assert_eq!((s, b.as_slice()), (201, &b"ok"[..]));
+    }
+
+    #[tokio::test]
+    async fn close_delimited_and_connection_close_are_not_reused() {
+        let wire = b"HTTP/1.1 200 OK\r\n\r\nuntil close";
+        let listener_body = read_all(wire, &[]);
+        // The server task keeps the socket 50 ms then drops it: the body ends there.
+        let (_, b, r) = listener_body.await.expect("read");
+        assert_eq!((b.as_slice(), r), (&b"until close"[..], false));
+        let wire = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\nx";
+        let (_, _, r) = read_all(wire, &[]).await.expect("read");
+        assert!(!r);
+        let wire = b"HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\nx";
+        let (_, _, r) = read_all(wire, &[]).await.expect("read");
+        assert!(!r);
+    }
+
+    #[tokio::test]
+    async fn broken_framing_is_an_error() {
+        for wire in [
+            &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"[..],
+            &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nabX\r\n"[..],
+            &b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nab"[..],
+            &b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n"[..],
+            &b"garbage\r\n\r\n"[..],
+        ] {
+            assert!(
+                read_all(wire, &[]).await.is_err(),
+                "{:?}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+        // A body cut short by the peer is Closed, not a clean end.
+        let wire = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc";
+        assert_eq!(read_all(wire, &[]).await.err(), Some(H1Error::Closed));
+    }
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(parse_chunk_size(b"1A\r"), Some(26));
+        assert_eq!(parse_chunk_size(b"0"), Some(0));
+        assert_eq!(parse_chunk_size(b"ff ; name=v\r"), Some(255));
+        assert_eq!(parse_chunk_size(b""), None);
+        assert_eq!(parse_chunk_size(b"1234567890abcdef0"), None);
+        assert_eq!(parse_chunk_size(b"-1"), None);
+    }
+}
