@@ -355,24 +355,9 @@ async fn try_target(
         // that is not the upstream's fault, so try a fresh one (bounded).
         let mut stale = 0;
         loop {
-            let (s, reused) = match within(
-                cfg.connect_timeout,
-                deadline,
-                up.connector.get_stream(&up.peer),
-            )
-            .await
-            {
-                None => return Err(Failure::timeout("connect timeout")),
-                Some(Err(e)) if matches!(e.etype(), ErrorType::ConnectTimedout) => {
-                    return Err(Failure::timeout("connect timeout"))
-                }
-                Some(Err(e)) => {
-                    return Err(Failure::connect(format!(
-                        "connect error ({})",
-                        e.etype().as_str()
-                    )))
-                }
-                Some(Ok(x)) => x,
+            let (s, reused) = match connect(up, deadline).await {
+                Ok(x) => x,
+                Err(f) => return Err(f),
             };
             match send(s, up, target, out, deadline).await {
                 Ok(x) => break x,
@@ -445,6 +430,30 @@ async fn try_target(
                 }
             }
         }
+    }
+}
+
+/// A pooled connection, or a new one within `connect_timeout`.
+async fn connect(
+    up: &Upstream,
+    deadline: Instant,
+) -> Result<(pingora::protocols::Stream, bool), Failure> {
+    if let Some(s) = up.connector.reused_stream(&up.peer).await {
+        return Ok((s, true));
+    }
+    // Boxed: connecting (TCP, TLS) is a large future, and inline it would make
+    // every attempt's future that large, to be copied on every request.
+    let fresh = Box::pin(up.connector.new_stream(&up.peer));
+    match within(up.cfg.connect_timeout, deadline, fresh).await {
+        None => Err(Failure::timeout("connect timeout")),
+        Some(Err(e)) if matches!(e.etype(), ErrorType::ConnectTimedout) => {
+            Err(Failure::timeout("connect timeout"))
+        }
+        Some(Err(e)) => Err(Failure::connect(format!(
+            "connect error ({})",
+            e.etype().as_str()
+        ))),
+        Some(Ok(s)) => Ok((s, false)),
     }
 }
 

@@ -16,22 +16,26 @@ const CONCAT_LIMIT: usize = 16 * 1024;
 /// deeply nested body must not reach an upstream parser either.
 pub const MAX_DEPTH: usize = 128;
 
-/// Whether `[`/`{` nesting outside strings goes deeper than `limit`.
+/// Whether `[`/`{` nesting outside strings goes deeper than `limit`. Strings
+/// (most of a chat body) are skipped with memchr, not byte by byte.
 fn nesting_exceeds(body: &[u8], limit: usize) -> bool {
-    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
-    for &b in body {
-        if in_str {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_str = false;
-            }
-            continue;
-        }
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(&b) = body.get(i) {
+        i += 1;
         match b {
-            b'"' => in_str = true,
+            b'"' => loop {
+                // Unterminated: the JSON parser reports it.
+                let Some(j) = body.get(i..).and_then(|r| memchr::memchr2(b'"', b'\\', r)) else {
+                    return false;
+                };
+                let escape = body[i + j] == b'\\';
+                i += j + 1;
+                if !escape {
+                    break;
+                }
+                i += 1; // the escaped byte
+            },
             b'[' | b'{' => {
                 depth += 1;
                 if depth > limit {
@@ -120,6 +124,55 @@ impl ParsedBody {
 
 #[cfg(test)]
 mod tests {
+    /// Byte-at-a-time reference for `nesting_exceeds`.
+    fn nesting_reference(body: &[u8], limit: usize) -> bool {
+        let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+        for &b in body {
+            if in_str {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    in_str = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_str = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > limit {
+                        return true;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn nesting_scan_agrees_with_the_reference() {
+        let alphabet = b"[]{}\"\\a";
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..20_000 {
+            let len = rng.usize(0..24);
+            let body: Vec<u8> = (0..len)
+                .map(|_| alphabet[rng.usize(..alphabet.len())])
+                .collect();
+            for limit in [0, 1, 2, 3] {
+                assert_eq!(
+                    super::nesting_exceeds(&body, limit),
+                    nesting_reference(&body, limit),
+                    "{:?} limit {limit}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+        }
+    }
+
     use super::*;
 
     fn rewrite(body: &str, model: &str) -> String {
