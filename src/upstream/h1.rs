@@ -178,6 +178,7 @@ impl Conn {
             let mut headers = http::HeaderMap::with_capacity(resp.headers.len());
             let mut length: Option<u64> = None;
             let mut chunked = false;
+            let mut coded = false;
             let mut close = resp.version == Some(0);
             for h in resp.headers.iter() {
                 let name =
@@ -190,10 +191,8 @@ impl Conn {
                     length = Some(l);
                 } else if name == http::header::TRANSFER_ENCODING {
                     // Only "chunked" as the final coding frames the body (RFC 9112 6.3).
+                    coded = true;
                     chunked = last_token(h.value).eq_ignore_ascii_case(b"chunked");
-                    if !chunked {
-                        close = true;
-                    }
                 } else if name == http::header::CONNECTION {
                     for t in h.value.split(|b| *b == b',') {
                         let t = t.trim_ascii();
@@ -208,6 +207,12 @@ impl Conn {
                     .map_err(|_| H1Error::BadHead)?;
                 headers.append(name, value);
             }
+            if coded {
+                // Transfer-Encoding overrides Content-Length (RFC 9112 6.3): the
+                // length must not reach the client with a body framed otherwise.
+                headers.remove(http::header::CONTENT_LENGTH);
+                length = None;
+            }
             let (mut parts, ()) = http::Response::new(()).into_parts();
             parts.status = status;
             parts.headers = headers;
@@ -217,6 +222,10 @@ impl Conn {
                 Body::Done
             } else if chunked {
                 Body::Chunked(Chunk::Size)
+            } else if coded {
+                // Another final coding: only the close ends the body.
+                self.keep_alive = false;
+                Body::UntilClose
             } else if let Some(l) = length {
                 if l == 0 {
                     Body::Done
@@ -404,7 +413,10 @@ mod tests {
     use tokio::io::AsyncWriteExt;
 
     /// Serve `wire` in the given cuts over a real loopback socket and read it back.
-    async fn read_all(wire: &[u8], cuts: &[usize]) -> Result<(u16, Vec<u8>, bool), H1Error> {
+    async fn read_all(
+        wire: &[u8],
+        cuts: &[usize],
+    ) -> Result<(u16, Vec<u8>, bool, ResponseHeader), H1Error> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -419,12 +431,18 @@ mod tests {
                 if c > at {
                     s.write_all(&wire[at..c]).await.expect("write");
                     s.flush().await.expect("flush");
-                    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                     at = c;
                 }
             }
-            // Keep the socket open a moment so keep-alive framing is what ends bodies.
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            // Keep the socket open until the client is done (or 200 ms, which ends
+            // a close-delimited body), so keep-alive framing is what ends bodies.
+            let mut end = [0u8; 1];
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_millis(200),
+                tokio::io::AsyncReadExt::read(&mut s, &mut end),
+            )
+            .await;
         });
         let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(tcp));
@@ -434,16 +452,16 @@ mod tests {
         while let Some(b) = c.read_body().await? {
             body.extend_from_slice(&b);
         }
-        let reusable = c.into_reusable().is_some();
+        let reusable = c.into_reusable().is_some(); // drops the stream: the server ends
         server.await.expect("server");
-        Ok((head.status.as_u16(), body, reusable))
+        Ok((head.status.as_u16(), body, reusable, head))
     }
 
     #[tokio::test]
     async fn content_length_body_any_cut() {
         let wire = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
         for cut in 1..wire.len() {
-            let (s, b, r) = read_all(wire, &[cut]).await.expect("read");
+            let (s, b, r, _) = read_all(wire, &[cut]).await.expect("read");
             assert_eq!(
                 (s, b.as_slice(), r),
                 (200, &b"hello"[..], true),
@@ -456,7 +474,7 @@ mod tests {
     async fn chunked_body_any_cut_with_ext_and_trailers() {
         let wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nx-t: 1\r\n\r\n";
         for cut in 1..wire.len() {
-            let (s, b, r) = read_all(wire, &[cut, cut + 7]).await.expect("read");
+            let (s, b, r, _) = read_all(wire, &[cut, cut + 7]).await.expect("read");
             assert_eq!(
                 (s, b.as_slice(), r),
                 (200, &b"hello world"[..], true),
@@ -466,25 +484,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn transfer_encoding_overrides_content_length() {
+        let wire = b"HTTP/1.1 200 OK\r\ncontent-length: 99\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+        let (s, b, r, head) = read_all(wire, &[]).await.expect("read");
+        assert_eq!((s, b.as_slice(), r), (200, &b"ok"[..], true));
+        assert!(head.headers.get("content-length").is_none());
+    }
+
+    #[tokio::test]
     async fn informational_answers_are_skipped() {
         let wire =
             b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok";
-        let (s, b, _) = read_all(wire, &[10, 25]).await.expect("read");
+        let (s, b, _, _) = read_all(wire, &[10, 25]).await.expect("read");
         assert_eq!((s, b.as_slice()), (201, &b"ok"[..]));
     }
 
     #[tokio::test]
     async fn close_delimited_and_connection_close_are_not_reused() {
         let wire = b"HTTP/1.1 200 OK\r\n\r\nuntil close";
-        let listener_body = read_all(wire, &[]);
-        // The server task keeps the socket 50 ms then drops it: the body ends there.
-        let (_, b, r) = listener_body.await.expect("read");
+        // The server task waits 200 ms for us, then closes: the body ends there.
+        let (_, b, r, _) = read_all(wire, &[]).await.expect("read");
         assert_eq!((b.as_slice(), r), (&b"until close"[..], false));
         let wire = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\nx";
-        let (_, _, r) = read_all(wire, &[]).await.expect("read");
+        let (_, _, r, _) = read_all(wire, &[]).await.expect("read");
         assert!(!r);
         let wire = b"HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\nx";
-        let (_, _, r) = read_all(wire, &[]).await.expect("read");
+        let (_, _, r, _) = read_all(wire, &[]).await.expect("read");
         assert!(!r);
     }
 
