@@ -11,6 +11,7 @@ use crate::error::GatewayError;
 use crate::state::{ClientKey, Runtime};
 use bytes::{Bytes, BytesMut};
 use http::Method;
+use pingora::prelude::fast_timeout::fast_timeout;
 use pingora::proxy::Session;
 use pingora::Result;
 
@@ -248,7 +249,7 @@ async fn read_body(session: &mut Session, limits: &LimitsConfig) -> Result<Bytes
     let mut buf = BytesMut::new();
     let mut total = 0usize;
     loop {
-        let chunk = tokio::time::timeout(limits.body_timeout, session.read_request_body())
+        let chunk = fast_timeout(limits.body_timeout, session.read_request_body())
             .await
             .map_err(|_| GatewayError::BadRequest("timed out reading the request body".into()))?
             .map_err(|e| {
