@@ -11,15 +11,10 @@ fn two_tier(a: &str, b: &str, a_opts: &str) -> String {
     config(&ups, "  chat:\n    - {upstream: a, model: m, priority: 1}\n    - {upstream: b, model: m, priority: 2}\n", "")
 }
 
-async fn stream(gw: &Gateway) -> Response {
-    gw.post("/v1/chat/completions", &auth(), &chat_body("chat", true))
-        .await
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn sse_is_byte_identical_to_the_upstream() {
+/// A mock streaming `events` events at once, behind a gateway with one route.
+async fn streaming_upstream(events: usize) -> (Mock, Gateway) {
     let m = mock(Behavior::Ok {
-        events: 30,
+        events,
         event_delay: Duration::ZERO,
     })
     .await;
@@ -29,6 +24,17 @@ async fn sse_is_byte_identical_to_the_upstream() {
         "",
     ))
     .await;
+    (m, gw)
+}
+
+async fn stream(gw: &Gateway) -> Response {
+    gw.post("/v1/chat/completions", &auth(), &chat_body("chat", true))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sse_is_byte_identical_to_the_upstream() {
+    let (m, gw) = streaming_upstream(30).await;
     let via = stream(&gw).await;
     let direct = request(
         &m.addr.to_string(),
@@ -203,17 +209,7 @@ async fn client_disconnect_mid_stream_is_noticed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_connections_are_reused_across_plain_and_streamed_answers() {
-    let m = mock(Behavior::Ok {
-        events: 3,
-        event_delay: Duration::ZERO,
-    })
-    .await;
-    let gw = Gateway::start(&config(
-        &upstream("up", &m.url(), ""),
-        "  chat: [{upstream: up, model: m}]\n",
-        "",
-    ))
-    .await;
+    let (m, gw) = streaming_upstream(3).await;
     for i in 0..20 {
         let r = gw
             .post(
