@@ -66,5 +66,8 @@ wrk -t2 -c"$STREAMS" -d9s --timeout 30s -s "$run/long.lua" http://127.0.0.1:1808
 WRK=$!
 sleep 7
 open=$(ss -Htn state established '( sport = :18084 )' | wc -l)
-echo "streams: $open client streams open at once  gateway RSS $(rss) MB (before: $idle MB)"
+# Upstream connections show how many streams the gateway is really serving (a
+# client connection can still wait in the accept queue).
+up=$(ss -Htn state established '( dport = :18081 )' | wc -l)
+echo "streams: $open client streams open at once, $up upstream  gateway RSS $(rss) MB (before: $idle MB)"
 wait $WRK || true
