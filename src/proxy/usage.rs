@@ -1,29 +1,36 @@
 //! Token usage from the tail of an upstream answer: `"usage":{"prompt_tokens":N,
 //! "completion_tokens":M,...}` sits at the end of a chat completion and in the last
-//! chunk of a stream (with `stream_options.include_usage`). Only the last two body
-//! chunks are kept (reference-counted, not copied) and scanned once at the end.
+//! chunk of a stream (with `stream_options.include_usage`). Only the last
+//! [`TAIL`] bytes of the body are kept (copied) and scanned once at the end.
+//!
+//! Copied, not reference-counted: holding on to the upstream's body chunks kept
+//! the reader's buffer shared, so every read of a stream had to allocate a new one
+//! (12 KB per open stream in a heap profile).
 
-use bytes::Bytes;
+/// Bytes of the answer's end kept for the scan; OpenAI's final usage chunk is
+/// ~500 bytes.
+const TAIL: usize = 2048;
 
 #[derive(Default)]
 pub struct UsageTail {
-    prev: Option<Bytes>,
-    last: Option<Bytes>,
+    tail: Vec<u8>,
 }
 
-/// (prompt tokens, completion tokens)
 pub type Usage = (u64, u64);
 
 impl UsageTail {
-    pub fn push(&mut self, chunk: &Bytes) {
-        self.prev = self.last.replace(chunk.clone());
+    pub fn push(&mut self, chunk: &[u8]) {
+        let chunk = &chunk[chunk.len().saturating_sub(TAIL)..];
+        let excess = (self.tail.len() + chunk.len()).saturating_sub(TAIL);
+        self.tail.drain(..excess);
+        if self.tail.capacity() == 0 {
+            self.tail.reserve_exact(TAIL);
+        }
+        self.tail.extend_from_slice(chunk);
     }
 
     pub fn scan(&self) -> Option<Usage> {
-        [&self.last, &self.prev]
-            .into_iter()
-            .flatten()
-            .find_map(|b| scan(b))
+        scan(&self.tail)
     }
 }
 
@@ -53,6 +60,7 @@ fn number_after(hay: &[u8], key: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     #[test]
     fn finds_usage_in_completion_and_stream_tail() {
@@ -65,5 +73,20 @@ mod tests {
         t.push(&Bytes::from_static(b"data: [DONE]\n\n"));
         assert_eq!(t.scan(), Some((3, 4)));
         assert_eq!(scan(b"{\"choices\":[]}"), None);
+    }
+
+    #[test]
+    fn tail_keeps_only_the_last_bytes_across_chunks() {
+        let mut t = UsageTail::default();
+        let usage = b"{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":8}}";
+        // The usage object split over two chunks, after a long stream.
+        t.push(&vec![b'x'; 10_000]);
+        t.push(&usage[..12]);
+        t.push(&usage[12..]);
+        assert_eq!(t.scan(), Some((7, 8)));
+        assert!(t.tail.len() <= TAIL && t.tail.capacity() <= 2 * TAIL);
+        // Pushed out by more than TAIL bytes after it: gone.
+        t.push(&vec![b'y'; TAIL]);
+        assert_eq!(t.scan(), None);
     }
 }

@@ -142,33 +142,21 @@ impl Conn {
     /// `Ok(None)`: incomplete (or a skipped 1xx and nothing more buffered).
     fn parse_head(&mut self) -> Result<Option<ResponseHeader>, H1Error> {
         loop {
-            let n = {
-                let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
-                let mut probe = httparse::Response::new(&mut []);
-                match parse_response(&mut probe, &self.buf, &mut slots) {
-                    Ok(httparse::Status::Complete(n)) => n,
-                    Ok(httparse::Status::Partial) => return Ok(None),
-                    Err(httparse::Error::TooManyHeaders) => return Err(H1Error::HeadTooLarge),
-                    Err(_) => return Err(H1Error::BadHead),
-                }
-            };
-            // Parsed again from the head's own bytes so header values can be
-            // slices of them (a second short pass instead of a copy per value).
-            let raw = self.buf.split_to(n).freeze();
             let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
             let mut resp = httparse::Response::new(&mut []);
-            if !matches!(
-                parse_response(&mut resp, &raw, &mut slots),
-                Ok(httparse::Status::Complete(_))
-            ) {
-                return Err(H1Error::BadHead);
-            }
+            let n = match parse_response(&mut resp, &self.buf, &mut slots) {
+                Ok(httparse::Status::Complete(n)) => n,
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(httparse::Error::TooManyHeaders) => return Err(H1Error::HeadTooLarge),
+                Err(_) => return Err(H1Error::BadHead),
+            };
             let code = resp.code.ok_or(H1Error::BadHead)?;
             if (100..200).contains(&code) {
                 // 101 would switch protocols; we never ask for an upgrade.
                 if code == 101 {
                     return Err(H1Error::BadHead);
                 }
+                self.buf.advance(n);
                 if self.buf.is_empty() {
                     return Ok(None);
                 }
@@ -203,8 +191,10 @@ impl Conn {
                         }
                     }
                 }
-                let value = HeaderValue::from_maybe_shared(raw.slice_ref(h.value))
-                    .map_err(|_| H1Error::BadHead)?;
+                // Copied: a slice of the read buffer would keep it shared for
+                // as long as the header lives (a whole stream), and then every
+                // later read would need a new buffer.
+                let value = HeaderValue::from_bytes(h.value).map_err(|_| H1Error::BadHead)?;
                 headers.append(name, value);
             }
             if coded {
@@ -213,6 +203,7 @@ impl Conn {
                 headers.remove(http::header::CONTENT_LENGTH);
                 length = None;
             }
+            self.buf.advance(n);
             let (mut parts, ()) = http::Response::new(()).into_parts();
             parts.status = status;
             parts.headers = headers;
