@@ -8,14 +8,14 @@
 use super::ctx::{AttemptRecord, RequestCtx};
 use super::handler::Done;
 use super::respond;
-use super::rewrite::ParsedBody;
+use super::rewrite::{ParsedBody, CONCAT_LIMIT};
 use super::sse::FirstEvent;
 use super::usage::UsageTail;
 use crate::error::{error_body, GatewayError};
 use crate::routing::{ModelRoute, Target, TriedSet};
 use crate::state::Runtime;
 use crate::upstream::circuit::now_ms;
-use crate::upstream::h1::Conn;
+use crate::upstream::h1::{put_header, Conn};
 use crate::upstream::{Upstream, POOL_IDLE};
 use bytes::{Bytes, BytesMut};
 use http::header;
@@ -310,13 +310,6 @@ fn outgoing<'a>(session: &Session, ctx: &RequestCtx, body: &'a ParsedBody) -> Ou
     }
 }
 
-fn put_header(buf: &mut BytesMut, name: &[u8], value: &[u8]) {
-    buf.extend_from_slice(name);
-    buf.extend_from_slice(b": ");
-    buf.extend_from_slice(value);
-    buf.extend_from_slice(b"\r\n");
-}
-
 /// Waits until the client closes its connection (never returns otherwise).
 ///
 /// The watch starts after a short delay: answers faster than that never pay for
@@ -361,10 +354,7 @@ async fn try_target(
         // that is not the upstream's fault, so try a fresh one (bounded).
         let mut stale = 0;
         loop {
-            let (s, reused) = match connect(up, deadline).await {
-                Ok(x) => x,
-                Err(f) => return Err(f),
-            };
+            let (s, reused) = connect(up, deadline).await?;
             match send(s, up, target, out, deadline).await {
                 Ok(x) => break x,
                 Err(f) if reused && !f.timeout && stale < 3 => stale += 1,
@@ -463,10 +453,6 @@ async fn connect(
     }
 }
 
-/// Bodies up to this size are copied behind the request head and leave in one
-/// write; larger ones are written from the client's buffer, in three pieces.
-const INLINE_BODY: usize = 16 * 1024;
-
 /// Send the request and read the response header.
 ///
 /// The request head and, for bodies up to 16 KiB, the body go out in one write:
@@ -482,7 +468,9 @@ async fn send(
     let cfg = &up.cfg;
     let body = out.body.spliced(&target.model_json);
     let len: usize = body.iter().map(|p| p.len()).sum();
-    let inline = len <= INLINE_BODY;
+    // Small bodies are copied behind the head (one write); larger ones are
+    // written from the client's buffer, in three pieces.
+    let inline = len <= CONCAT_LIMIT;
     let mut head = BytesMut::with_capacity(256 + out.headers.len() + if inline { len } else { 0 });
     head.extend_from_slice(b"POST ");
     head.extend_from_slice(cfg.base_path.as_bytes());

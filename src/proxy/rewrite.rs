@@ -9,7 +9,7 @@ use std::ops::Range;
 
 /// Bodies up to this size are sent as one contiguous buffer (one write); larger
 /// ones as three zero-copy slices, so a 1 MiB body is never copied.
-const CONCAT_LIMIT: usize = 16 * 1024;
+pub const CONCAT_LIMIT: usize = 16 * 1024;
 
 /// Deepest JSON nesting accepted (serde_json's own limit for values it builds).
 /// Skipped values are parsed without recursion, so this is checked explicitly: a

@@ -4,9 +4,10 @@
 
 use crate::state::SharedRuntime;
 use crate::upstream::circuit::Breaker;
-use crate::upstream::h1::Conn;
+use crate::upstream::h1::{put_header, Conn};
 use crate::upstream::Upstream;
 use async_trait::async_trait;
+use bytes::BytesMut;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use pingora::upstreams::peer::Peer as _;
@@ -188,22 +189,18 @@ async fn check(up: &Upstream, timeout: Duration) -> Result<(), String> {
         up.cfg.base_path,
         up.cfg.health_path.as_deref().unwrap_or("/models")
     );
-    let mut head = Vec::with_capacity(256 + path.len());
+    let mut head = BytesMut::with_capacity(256 + path.len());
     head.extend_from_slice(b"GET ");
     head.extend_from_slice(path.as_bytes());
-    head.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    head.extend_from_slice(up.authority.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    put_header(&mut head, b"host", up.authority.as_bytes());
     if let Some(a) = &up.auth {
-        head.extend_from_slice(b"\r\nauthorization: ");
-        head.extend_from_slice(a.as_bytes());
+        put_header(&mut head, b"authorization", a.as_bytes());
     }
     for (k, v) in &up.cfg.headers {
-        head.extend_from_slice(b"\r\n");
-        head.extend_from_slice(k.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(v.as_bytes());
+        put_header(&mut head, k.as_str().as_bytes(), v.as_bytes());
     }
-    head.extend_from_slice(b"\r\n\r\n");
+    head.extend_from_slice(b"\r\n");
     let run = async {
         let (stream, _) = up
             .connector
