@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod downstream;
 pub mod error;
+pub mod framing;
 pub mod limits;
 pub mod mock;
 pub mod proxy;

@@ -49,16 +49,24 @@ pub fn server_conf(cfg: &Config, flags: RunFlags) -> ServerConf {
     conf
 }
 
+/// The admin listener (Pingora's HTTP/1 session).
 fn listener(addr: &str) -> ListenerConfig {
     // A 4 KiB write buffer lets a typical JSON answer leave with its header in one
     // send (Pingora's default, 1460 bytes, splits anything larger). No read
     // buffer: Pingora reads heads and bodies into buffers of its own, so the
-    // default 64 KiB one per connection only added a copy, and 640 MB of RSS at
-    // 10,000 open streams.
+    // default 64 KiB one per connection only added a copy.
     ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(0, 4096))
 }
 
-/// A Pingora proxy service whose client connections get the header deadline.
+/// The AI listener: no L4 buffers at all. `downstream::Client` reads into its
+/// own buffer and writes each answer with one `writev`; a 64 KiB read buffer
+/// per connection (Pingora's default) was 640 MB of RSS at 10,000 open streams.
+fn ai_listener(addr: &str) -> ListenerConfig {
+    ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(0, 0))
+}
+
+/// A Pingora proxy service (the admin API) whose client connections get the
+/// header deadline.
 fn guarded<SV>(
     conf: &Arc<ServerConf>,
     inner: SV,
@@ -111,9 +119,9 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
         metrics: metrics.clone(),
         access_log: Arc::new(access),
     };
-    let mut proxy = guarded(&server.configuration, gateway, "llmgate", &shared);
+    let mut proxy = Service::new("llmgate".to_string(), gateway);
     for addr in &listen {
-        proxy.add_listener(listener(addr));
+        proxy.add_listener(ai_listener(addr));
     }
     server.add_service(proxy);
     if let Some(a) = admin {

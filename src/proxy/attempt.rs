@@ -11,6 +11,7 @@ use super::respond;
 use super::rewrite::{ParsedBody, CONCAT_LIMIT};
 use super::sse::FirstEvent;
 use super::usage::UsageTail;
+use crate::downstream::{Client, Request};
 use crate::error::{error_body, GatewayError};
 use crate::routing::{ModelRoute, Target, TriedSet};
 use crate::state::Runtime;
@@ -20,11 +21,11 @@ use crate::upstream::{Upstream, POOL_IDLE};
 use bytes::{Bytes, BytesMut};
 use http::header;
 use pingora::http::ResponseHeader;
-use pingora::prelude::fast_timeout::{fast_sleep, fast_timeout};
-use pingora::proxy::Session;
+use pingora::prelude::fast_timeout::fast_timeout;
 use pingora::upstreams::peer::Peer as _;
-use pingora::{ErrorType, Result};
+use pingora::ErrorType;
 use std::future::Future;
+use std::io;
 use std::time::{Duration, Instant, SystemTime};
 
 /// Client headers never forwarded: hop-by-hop, the client's credentials, and the
@@ -131,11 +132,12 @@ struct Outgoing<'a> {
 }
 
 pub async fn run(
-    session: &mut Session,
+    client: &mut Client,
+    req: &Request,
     ctx: &mut RequestCtx,
     route: &ModelRoute,
     body: &ParsedBody,
-) -> Result<Done> {
+) -> io::Result<Done> {
     let rt = ctx.runtime.clone();
     let deadline = ctx.started + rt.config.retry.total_timeout;
     let max_attempts = rt
@@ -144,7 +146,7 @@ pub async fn run(
         .max_attempts
         .map_or(usize::MAX, |m| m as usize)
         .min(route.targets.len());
-    let out = outgoing(session, ctx, body);
+    let out = outgoing(req, ctx, body);
     let mut tried = TriedSet::default();
     // Drained upstreams get no new requests, not even fail-open ones.
     for (i, t) in route.targets.iter().enumerate() {
@@ -189,7 +191,7 @@ pub async fn run(
         let result = tokio::select! {
             biased;
             r = attempt => r,
-            _ = client_gone(session) => {
+            _ = client.closed() => {
                 breaker.abandon();
                 ctx.metrics.attempts.with_label_values(&[up.name(), "client_gone"]).inc();
                 ctx.client_gone = true;
@@ -220,7 +222,7 @@ pub async fn run(
                     outcome: status.to_string(),
                 });
                 ctx.served_by = Some(target.upstream);
-                return Box::pin(commit(session, ctx, up, ready, deadline)).await;
+                return Box::pin(commit(client, ctx, up, ready, deadline)).await;
             }
             Err(f) => {
                 log::debug!(
@@ -274,7 +276,7 @@ pub async fn run(
             retry_after: None,
         }
     };
-    respond::error(session, ctx, &err).await?;
+    respond::error(client, ctx, &err).await?;
     Ok(Done::Answered)
 }
 
@@ -287,19 +289,21 @@ fn record_failure(rt: &Runtime, up: &Upstream, wait: Option<Duration>) {
     }
 }
 
-fn outgoing<'a>(session: &Session, ctx: &RequestCtx, body: &'a ParsedBody) -> Outgoing<'a> {
-    let req = session.req_header();
-    let path = req.uri.path();
+fn outgoing<'a>(req: &Request, ctx: &RequestCtx, body: &'a ParsedBody) -> Outgoing<'a> {
+    let path = req.path();
     let mut rest = path.strip_prefix("/v1").unwrap_or(path).to_string();
-    if let Some(q) = req.uri.query() {
+    if let Some(q) = req.query() {
         rest.push('?');
         rest.push_str(q);
     }
     let mut headers = BytesMut::with_capacity(512);
-    for (k, v) in req.headers.iter() {
-        if !NOT_FORWARDED.contains(&k.as_str()) {
-            // HeaderValue guarantees no CR/LF: safe to write as is.
-            put_header(&mut headers, k.as_str().as_bytes(), v.as_bytes());
+    for (k, v) in req.headers() {
+        if !NOT_FORWARDED
+            .iter()
+            .any(|n| n.as_bytes().eq_ignore_ascii_case(k))
+        {
+            // The request parser admits no CR/LF in names or values: safe as is.
+            put_header(&mut headers, k, v);
         }
     }
     put_header(&mut headers, b"x-request-id", ctx.request_id.as_bytes());
@@ -309,25 +313,6 @@ fn outgoing<'a>(session: &Session, ctx: &RequestCtx, body: &'a ParsedBody) -> Ou
         body,
     }
 }
-
-/// Waits until the client closes its connection (never returns otherwise).
-///
-/// The watch starts after a short delay: answers faster than that never pay for
-/// the extra read syscall, and a disconnect is still noticed within milliseconds.
-async fn client_gone(session: &mut Session) {
-    fast_sleep(CLIENT_WATCH_DELAY).await;
-    if session
-        .as_downstream_mut()
-        .read_body_or_idle(true)
-        .await
-        .is_ok()
-    {
-        // Bytes of a next request, not a close: nothing more to watch for.
-        std::future::pending::<()>().await;
-    }
-}
-
-const CLIENT_WATCH_DELAY: Duration = Duration::from_millis(20);
 
 fn budget(t: Duration, deadline: Instant) -> Duration {
     t.min(deadline.saturating_duration_since(Instant::now()))
@@ -541,46 +526,49 @@ fn retry_after(h: &ResponseHeader) -> Option<Duration> {
 
 /// Write the chosen answer to the client and pump the rest of the body through.
 async fn commit(
-    session: &mut Session,
+    client: &mut Client,
     ctx: &mut RequestCtx,
     up: &Upstream,
     ready: Ready,
     deadline: Instant,
-) -> Result<Done> {
+) -> io::Result<Done> {
     let Ready {
         up: mut s,
-        header: mut resp,
+        header: resp,
         chunks,
         sse,
     } = ready;
-    // The upstream's header, edited in place: framing and hop-by-hop headers are
-    // ours to set; the rest passes through.
+    // The upstream's header passes through, except framing and hop-by-hop
+    // headers, which are ours to set: its length when the body passes unchanged;
+    // streams are chunked so an in-band error event can still be appended.
     let length = if sse {
         None
     } else {
-        resp.headers.get(header::CONTENT_LENGTH).cloned()
+        resp.headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| crate::framing::parse_length(v.as_bytes()))
     };
-    for h in NOT_RETURNED {
-        resp.remove_header(*h);
-    }
-    // Framing: keep the upstream's length when the body passes unchanged; streams
-    // are chunked so an in-band error event can still be appended.
-    match length {
-        Some(l) => resp.insert_header(header::CONTENT_LENGTH, l)?,
-        None if !session.as_downstream().is_http2() => {
-            resp.insert_header(header::TRANSFER_ENCODING, "chunked")?
+    client.start(resp.status.as_u16());
+    for (k, v) in resp.headers.iter() {
+        if !NOT_RETURNED.contains(&k.as_str()) {
+            client.header(k.as_str().as_bytes(), v.as_bytes());
         }
-        None => {}
     }
-    respond::stamp(&mut resp, ctx);
-    session.write_response_header(resp, false).await?;
+    respond::stamp(client, ctx);
+    client.end_head(length);
+    drop(resp);
     ctx.ttfb = Some(ctx.started.elapsed());
     let _stream = sse.then(|| StreamGauge::new(&ctx.metrics.streams));
     let mut usage = UsageTail::default();
-    for c in chunks {
-        ctx.bytes_sent += c.len();
+    // What was read before commit leaves with the head, in one write.
+    let first = match chunks.len() {
+        0 => None,
+        1 => chunks.into_iter().next(),
+        _ => Some(Bytes::from(chunks.concat())),
+    };
+    if let Some(c) = first {
         usage.push(&c);
-        session.write_response_body(Some(c), false).await?;
+        client.write_body(&c, s.done()).await?;
     }
     let reason = loop {
         // Finish as soon as the body is complete, before the client (which has its
@@ -591,7 +579,7 @@ async fn commit(
             tokio::select! {
                 biased;
                 r = within(up.cfg.idle_timeout, deadline, s.read_body()) => r,
-                _ = client_gone(session) => {
+                _ = client.closed() => {
                     ctx.client_gone = true;
                     return Ok(Done::Cut);
                 }
@@ -599,18 +587,18 @@ async fn commit(
         };
         match next {
             Some(Ok(Some(b))) => {
-                ctx.bytes_sent += b.len();
                 usage.push(&b);
-                session.write_response_body(Some(b), false).await?;
+                if s.done() {
+                    release(up, s);
+                    client.write_body(&b, true).await?;
+                    ctx.usage = usage.scan();
+                    return Ok(Done::Answered);
+                }
+                client.write_body(&b, false).await?;
             }
             Some(Ok(None)) => {
-                // Pool the connection before the client can see the end of its
-                // answer: its next request must find it there.
-                if let Some(stream) = s.into_reusable() {
-                    up.connector
-                        .release_stream(stream, up.peer.reuse_hash(), Some(POOL_IDLE));
-                }
-                session.write_response_body(None, true).await?;
+                release(up, s);
+                client.finish().await?;
                 ctx.usage = usage.scan();
                 return Ok(Done::Answered);
             }
@@ -640,11 +628,17 @@ async fn commit(
     frame.extend_from_slice(b"data: ");
     frame.extend_from_slice(&event);
     frame.extend_from_slice(b"\n\n");
-    session
-        .write_response_body(Some(Bytes::from(frame)), false)
-        .await?;
-    session.write_response_body(None, true).await?;
+    client.write_body(&frame, true).await?;
     Ok(Done::Answered)
+}
+
+/// Pool the upstream connection if it can carry another exchange, before the
+/// client can see the end of its answer: its next request must find it there.
+fn release(up: &Upstream, s: Conn) {
+    if let Some(stream) = s.into_reusable() {
+        up.connector
+            .release_stream(stream, up.peer.reuse_hash(), Some(POOL_IDLE));
+    }
 }
 
 /// Counts one SSE stream in flight while alive.

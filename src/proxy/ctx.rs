@@ -30,8 +30,6 @@ pub struct RequestCtx {
     pub ttfb: Option<Duration>,
     pub bytes_sent: usize,
     pub usage: Option<Usage>,
-    /// Counted in the in-flight gauge (request_filter ran).
-    pub counted: bool,
 }
 
 impl RequestCtx {
@@ -50,7 +48,6 @@ impl RequestCtx {
             ttfb: None,
             bytes_sent: 0,
             usage: None,
-            counted: false,
         }
     }
 

@@ -1,15 +1,17 @@
-//! `ProxyHttp` for the AI routes. Phase chart (see docs/phases.md):
+//! The AI listener: one task per client connection runs [`Gateway::serve`]
+//! for each request on it (see docs/phases.md):
 //!
 //! ```text
-//! request_filter  -> handler::handle: endpoint, auth, body, model, admission,
-//!                    attempt::run (attempt loop + commit), always answers itself
-//! upstream_peer   -> never reached (request_filter always answers)
-//! fail_to_proxy   -> only for errors after our own answer started: write nothing
-//! logging         -> one access-log line
+//! Client::read_request -> head, framing, header deadline    (downstream/client.rs)
+//! handler::handle      -> endpoint, auth, body, model, admission
+//! attempt::run         -> attempt loop + commit, always answers
+//! log                  -> metrics, one access-log line
 //! ```
-//! Pingora's native upstream phases are bypassed on purpose: its retry buffer
-//! holds 64 KiB, so a larger body read in `request_filter` could not be re-sent
-//! (design.md section 7).
+//! Pingora runs the listener, the process, graceful restart and the upstream
+//! connection pool; its HTTP proxy phases are not used here. They re-send a
+//! body on retry only from a 64 KiB buffer (design.md section 7), and their
+//! per-request server path cost more than the rest of the gateway together
+//! (docs/performance.md).
 
 mod attempt;
 mod ctx;
@@ -23,11 +25,13 @@ pub use ctx::RequestCtx;
 
 use crate::admin::access_log::AccessLog;
 use crate::admin::metrics::{status_class, Metrics};
+use crate::downstream::{Client, HeadError, HeadLimits, Request};
+use crate::error::GatewayError;
 use crate::state::SharedRuntime;
 use async_trait::async_trait;
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::upstreams::peer::HttpPeer;
-use pingora::{Error, ErrorType, Result};
+use pingora::apps::ServerApp;
+use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 
 pub struct Gateway {
@@ -37,75 +41,92 @@ pub struct Gateway {
 }
 
 #[async_trait]
-impl ProxyHttp for Gateway {
-    type CTX = RequestCtx;
-
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new(self.runtime.load_full(), self.metrics.clone())
+impl ServerApp for Gateway {
+    /// Serve every request of one connection; the connection is closed when
+    /// this returns (never handed back to Pingora).
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let mut client = Client::new(stream, shutdown.clone());
+        loop {
+            let limits = {
+                let rt = self.runtime.load();
+                HeadLimits {
+                    max_header_bytes: rt.config.limits.max_header_bytes,
+                    header_timeout: rt.config.limits.header_timeout,
+                }
+            };
+            match client.read_request(&limits).await {
+                Ok(req) => {
+                    if !self.serve(&mut client, &req).await || !client.reusable().await {
+                        return None;
+                    }
+                }
+                Err(e) => {
+                    self.refuse(client, e, &limits).await;
+                    return None;
+                }
+            }
+        }
     }
+}
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+impl Gateway {
+    /// One request, answered and logged. False: the connection must close (the
+    /// client is gone, or a committed answer was cut).
+    async fn serve(&self, client: &mut Client, req: &Request) -> bool {
+        let mut ctx = RequestCtx::new(self.runtime.load_full(), self.metrics.clone());
         ctx.metrics.in_flight.inc();
-        ctx.counted = true;
-        ctx.request_id = ctx::request_id(
-            session
-                .req_header()
-                .headers
-                .get("x-request-id")
-                .map(|v| v.as_bytes()),
-        );
-        match handler::handle(session, ctx).await? {
-            handler::Done::Answered => Ok(true),
-            handler::Done::Cut => Error::e_explain(ErrorType::ConnectionClosed, "response cut"),
-        }
+        ctx.request_id = ctx::request_id(req.header("x-request-id"));
+        let keep = match handler::handle(client, req, &mut ctx).await {
+            Ok(handler::Done::Answered) => true,
+            Ok(handler::Done::Cut) => false,
+            Err(_) => {
+                // A write to the client failed: it is gone.
+                ctx.client_gone = true;
+                false
+            }
+        };
+        ctx.bytes_sent = client.bytes_sent();
+        self.log(client.status(), Some(req), &ctx);
+        keep
     }
 
-    async fn upstream_peer(
-        &self,
-        _session: &mut Session,
-        _ctx: &mut RequestCtx,
-    ) -> Result<Box<HttpPeer>> {
-        Error::e_explain(
-            ErrorType::InternalError,
-            "request_filter answers every request",
-        )
+    /// A request head that could not be read: answered (when there is someone to
+    /// answer) and counted like any other request, then the connection closes.
+    async fn refuse(&self, mut client: Client, e: HeadError, limits: &HeadLimits) {
+        let err = match e {
+            HeadError::Gone => return,
+            HeadError::Timeout => {
+                client
+                    .write_raw_and_close(crate::downstream::client::TIMEOUT_RESPONSE)
+                    .await;
+                return;
+            }
+            HeadError::TooLarge => GatewayError::HeadersTooLarge(limits.max_header_bytes),
+            HeadError::Malformed => GatewayError::BadRequest("malformed HTTP request head".into()),
+            HeadError::Framing => GatewayError::BadRequest(format!(
+                "{}: send either one Content-Length or Transfer-Encoding: chunked",
+                respond::FRAMING
+            )),
+        };
+        let mut ctx = RequestCtx::new(self.runtime.load_full(), self.metrics.clone());
+        ctx.metrics.in_flight.inc();
+        ctx.request_id = ctx::request_id(None);
+        client.close_after();
+        if respond::error(&mut client, &ctx, &err).await.is_err() {
+            ctx.client_gone = true;
+        }
+        ctx.bytes_sent = client.bytes_sent();
+        self.log(client.status(), None, &ctx);
     }
 
-    async fn fail_to_proxy(
-        &self,
-        session: &mut Session,
-        e: &Error,
-        ctx: &mut RequestCtx,
-    ) -> FailToProxy {
-        // Our handler answers everything it can; what reaches here is a broken
-        // client connection or a deliberately cut response: nothing more to write.
-        let error_code = session
-            .response_written()
-            .map(|r| r.status.as_u16())
-            .unwrap_or(0);
-        if error_code == 0 && !ctx.client_gone && ctx.cut.is_none() {
-            log::debug!("{} request failed: {}", ctx.request_id, e.etype().as_str());
-        }
-        FailToProxy {
-            error_code,
-            can_reuse_downstream: false,
-        }
-    }
-
-    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _e: &Error) -> bool {
-        ctx.client_gone || ctx.cut.is_some()
-    }
-
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        if !ctx.counted {
-            return;
-        }
+    /// Metrics and the access-log line of one request.
+    fn log(&self, status: u16, req: Option<&Request>, ctx: &RequestCtx) {
         let m = &ctx.metrics;
         m.in_flight.dec();
-        let status = session
-            .response_written()
-            .map(|r| r.status.as_u16())
-            .unwrap_or(0);
         let rt = &ctx.runtime;
         // Labels stay bounded: only configured model and upstream names.
         let model = ctx
@@ -137,14 +158,14 @@ impl ProxyHttp for Gateway {
         }
         if self.access_log.enabled() {
             self.access_log
-                .write(access_line(session, ctx, status, elapsed));
+                .write(access_line(req, ctx, status, elapsed));
         }
     }
 }
 
 /// One JSON access-log line. Names only: never a key, never a query string.
 fn access_line(
-    session: &Session,
+    req: Option<&Request>,
     ctx: &RequestCtx,
     status: u16,
     elapsed: std::time::Duration,
@@ -168,8 +189,8 @@ fn access_line(
         "time": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         "request_id": ctx.request_id,
         "key": ctx.key_name,
-        "method": session.req_header().method.as_str(),
-        "path": session.req_header().uri.path(),
+        "method": req.map_or("-", |r| r.method.as_str()),
+        "path": req.map_or("-", |r| r.path()),
         "model": ctx.model,
         "upstream": ctx.served_by.and_then(|i| ctx.runtime.upstreams.get(i)).map(|u| u.name()),
         "attempts": attempts,

@@ -2,47 +2,48 @@
 //! headers every answer carries.
 
 use super::ctx::RequestCtx;
+use crate::downstream::Client;
 use crate::error::GatewayError;
-use bytes::Bytes;
-use pingora::http::ResponseHeader;
-use pingora::proxy::Session;
-use pingora::Result;
+use std::io;
 
 /// Headers on every answer: request id, and after an attempt loop who answered
 /// and how many attempts it took.
-pub fn stamp(resp: &mut ResponseHeader, ctx: &RequestCtx) {
-    let _ = resp.insert_header("x-request-id", ctx.request_id.as_str());
+pub fn stamp(client: &mut Client, ctx: &RequestCtx) {
+    client.header(b"x-request-id", ctx.request_id.as_bytes());
     if !ctx.attempts.is_empty() {
-        let _ = resp.insert_header("x-llmgate-attempts", ctx.attempts.len().to_string());
+        let mut n = itoa::Buffer::new();
+        client.header(
+            b"x-llmgate-attempts",
+            n.format(ctx.attempts.len()).as_bytes(),
+        );
     }
     if let Some(up) = ctx.served_by.and_then(|i| ctx.runtime.upstreams.get(i)) {
-        let _ = resp.insert_header("x-llmgate-upstream", up.name());
+        client.header(b"x-llmgate-upstream", up.name().as_bytes());
     }
 }
 
 pub async fn json(
-    session: &mut Session,
+    client: &mut Client,
     ctx: &RequestCtx,
     status: u16,
-    body: Bytes,
+    body: &[u8],
     extra: &[(&'static str, String)],
-) -> Result<()> {
-    let mut resp = ResponseHeader::build(status, Some(6))?;
-    resp.insert_header("content-type", "application/json")?;
-    resp.insert_header("content-length", body.len().to_string())?;
-    resp.insert_header("cache-control", "no-store")?;
+) -> io::Result<()> {
+    client.start(status);
+    client.header(b"content-type", b"application/json");
+    client.header(b"cache-control", b"no-store");
     for (k, v) in extra {
-        resp.insert_header(*k, v.as_str())?;
+        client.header(k.as_bytes(), v.as_bytes());
     }
-    stamp(&mut resp, ctx);
-    session.write_response_header(Box::new(resp), false).await?;
-    session.write_response_body(Some(body), true).await
+    stamp(client, ctx);
+    client.end_head(Some(body.len() as u64));
+    client.write_body(body, true).await
 }
 
 /// Prefix of framing errors: the body was not read, so the connection cannot be reused.
 pub const FRAMING: &str = "ambiguous request framing";
 
-pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &GatewayError) -> Result<()> {
+pub async fn error(client: &mut Client, ctx: &RequestCtx, err: &GatewayError) -> io::Result<()> {
     let mut extra = Vec::new();
     if let Some(wait) = err.retry_after() {
         // Round up: "retry after 0" would invite an immediate retry storm.
@@ -61,7 +62,7 @@ pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &GatewayError) 
     ) || matches!(err, GatewayError::BadRequest(m) if m.starts_with(FRAMING))
     {
         // The rest of an unread body would be parsed as the next request.
-        session.as_downstream_mut().set_keepalive(None);
+        client.close_after();
     }
-    json(session, ctx, err.status(), err.body(), &extra).await
+    json(client, ctx, err.status(), &err.body(), &extra).await
 }

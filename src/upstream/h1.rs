@@ -9,6 +9,7 @@
 //! Connections still come from and go back to Pingora's pool
 //! ([`pingora::connectors::TransportConnector`]).
 
+use crate::framing::{self, last_token, parse_length};
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
@@ -21,10 +22,6 @@ const MAX_HEAD: usize = 1 << 20;
 const MAX_HEADERS: usize = 256;
 const MIN_READ: usize = 4 * 1024;
 const MAX_READ: usize = 64 * 1024;
-/// Longest chunk-size line (hex digits plus extensions) we wait for.
-const MAX_CHUNK_LINE: usize = 4 * 1024;
-/// Longest trailer section we skip.
-const MAX_TRAILERS: usize = 64 * 1024;
 
 /// Why a response could not be read. Names only, safe for logs and error text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,22 +56,10 @@ enum Body {
     Head,
     /// Content-Length: bytes still to come.
     Length(u64),
-    Chunked(Chunk),
+    Chunked(framing::Decoder),
     /// No length: the body ends when the peer closes.
     UntilClose,
     Done,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
-    /// Expecting a chunk-size line.
-    Size,
-    /// Inside chunk data: bytes still to come.
-    Data(u64),
-    /// Expecting the CRLF after chunk data.
-    DataEnd,
-    /// After the last chunk: trailer lines up to an empty one.
-    Trailers,
 }
 
 /// One upstream HTTP/1.1 connection carrying one exchange.
@@ -212,7 +197,7 @@ impl Conn {
             self.body = if code == 204 || code == 304 {
                 Body::Done
             } else if chunked {
-                Body::Chunked(Chunk::Size)
+                Body::Chunked(framing::Decoder::default())
             } else if coded {
                 // Another final coding: only the close ends the body.
                 self.keep_alive = false;
@@ -262,91 +247,20 @@ impl Conn {
                     }
                     return Ok(Some(self.buf.split().freeze()));
                 }
-                Body::Chunked(state) => {
-                    if let Some(piece) = self.step_chunked(state)? {
-                        return Ok(Some(piece));
-                    }
-                    if self.body == Body::Done {
-                        return Ok(None);
+                Body::Chunked(mut d) => {
+                    let step = d.step(&mut self.buf).map_err(|_| H1Error::BadFraming)?;
+                    self.body = if d.is_done() {
+                        Body::Done
+                    } else {
+                        Body::Chunked(d)
+                    };
+                    match step {
+                        framing::Step::Data(piece) => return Ok(Some(piece)),
+                        framing::Step::Done => return Ok(None),
+                        framing::Step::More => {}
                     }
                     if self.fill().await? == 0 {
                         return Err(H1Error::Closed);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Advance the chunked parser over buffered bytes. Returns data when there is
-    /// some; `Ok(None)` with the state moved on when it needs more input or is done.
-    fn step_chunked(&mut self, mut state: Chunk) -> Result<Option<Bytes>, H1Error> {
-        loop {
-            match state {
-                Chunk::Size => {
-                    let Some(eol) = memchr::memchr(b'\n', &self.buf) else {
-                        if self.buf.len() > MAX_CHUNK_LINE {
-                            return Err(H1Error::BadFraming);
-                        }
-                        self.body = Body::Chunked(state);
-                        return Ok(None);
-                    };
-                    let size = parse_chunk_size(&self.buf[..eol]).ok_or(H1Error::BadFraming)?;
-                    self.buf.advance(eol + 1);
-                    state = if size == 0 {
-                        Chunk::Trailers
-                    } else {
-                        Chunk::Data(size)
-                    };
-                }
-                Chunk::Data(left) => {
-                    if self.buf.is_empty() {
-                        self.body = Body::Chunked(state);
-                        return Ok(None);
-                    }
-                    let n = (self.buf.len() as u64).min(left) as usize;
-                    let left = left - n as u64;
-                    self.body = Body::Chunked(if left == 0 {
-                        Chunk::DataEnd
-                    } else {
-                        Chunk::Data(left)
-                    });
-                    return Ok(Some(self.buf.split_to(n).freeze()));
-                }
-                Chunk::DataEnd => match self.buf.first() {
-                    None => {
-                        self.body = Body::Chunked(state);
-                        return Ok(None);
-                    }
-                    Some(b'\n') => {
-                        self.buf.advance(1);
-                        state = Chunk::Size;
-                    }
-                    Some(b'\r') => match self.buf.get(1) {
-                        None => {
-                            self.body = Body::Chunked(state);
-                            return Ok(None);
-                        }
-                        Some(b'\n') => {
-                            self.buf.advance(2);
-                            state = Chunk::Size;
-                        }
-                        Some(_) => return Err(H1Error::BadFraming),
-                    },
-                    Some(_) => return Err(H1Error::BadFraming),
-                },
-                Chunk::Trailers => {
-                    let Some(eol) = memchr::memchr(b'\n', &self.buf) else {
-                        if self.buf.len() > MAX_TRAILERS {
-                            return Err(H1Error::BadFraming);
-                        }
-                        self.body = Body::Chunked(state);
-                        return Ok(None);
-                    };
-                    let empty = self.buf[..eol].trim_ascii().is_empty();
-                    self.buf.advance(eol + 1);
-                    if empty {
-                        self.body = Body::Done;
-                        return Ok(None);
                     }
                 }
             }
@@ -374,36 +288,6 @@ fn parse_response<'h, 'b>(
     slots: &'h mut [MaybeUninit<httparse::Header<'b>>],
 ) -> httparse::Result<usize> {
     httparse::ParserConfig::default().parse_response_with_uninit_headers(resp, buf, slots)
-}
-
-fn parse_length(v: &[u8]) -> Option<u64> {
-    let v = v.trim_ascii();
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(v).ok()?.parse().ok()
-}
-
-fn last_token(v: &[u8]) -> &[u8] {
-    v.rsplit(|b| *b == b',').next().unwrap_or(v).trim_ascii()
-}
-
-/// `1a2b[;ext=..][\r]` -> 0x1a2b. At most 15 hex digits (no overflow).
-fn parse_chunk_size(line: &[u8]) -> Option<u64> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let digits = line
-        .split(|b| *b == b';')
-        .next()
-        .unwrap_or(line)
-        .trim_ascii();
-    if digits.is_empty() || digits.len() > 15 {
-        return None;
-    }
-    let mut n = 0u64;
-    for d in digits {
-        n = n * 16 + (*d as char).to_digit(16)? as u64;
-    }
-    Some(n)
 }
 
 #[cfg(test)]
@@ -530,15 +414,5 @@ mod tests {
         // A body cut short by the peer is Closed, not a clean end.
         let wire = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc";
         assert_eq!(read_all(wire, &[]).await.err(), Some(H1Error::Closed));
-    }
-
-    #[test]
-    fn chunk_sizes() {
-        assert_eq!(parse_chunk_size(b"1A\r"), Some(26));
-        assert_eq!(parse_chunk_size(b"0"), Some(0));
-        assert_eq!(parse_chunk_size(b"ff ; name=v\r"), Some(255));
-        assert_eq!(parse_chunk_size(b""), None);
-        assert_eq!(parse_chunk_size(b"1234567890abcdef0"), None);
-        assert_eq!(parse_chunk_size(b"-1"), None);
     }
 }

@@ -1,4 +1,6 @@
-//! Client connections: a deadline on reading each request head.
+//! The admin listener's client connections (Pingora's HTTP/1 server loop): a
+//! deadline on reading each request head. The AI listener has its own loop
+//! with the same deadline built in (`client.rs`).
 //!
 //! Pingora times out each *read* of a request head (60 s) but not the head as a
 //! whole, so a client sending one byte every few seconds (slowloris) holds its
@@ -11,6 +13,7 @@
 //! counted (Pingora's keep-alive timeout covers that), and a head that arrives in
 //! one read — nearly all of them — never creates or touches a timer.
 
+use super::client::TIMEOUT_RESPONSE;
 use crate::state::SharedRuntime;
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, ServerApp};
@@ -28,9 +31,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
-
-/// Best-effort answer to a client cut for slowness; the connection closes after it.
-const TIMEOUT_RESPONSE: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: 107\r\nconnection: close\r\n\r\n{\"error\":{\"message\":\"request header not received in time\",\"type\":\"invalid_request_error\",\"code\":\"timeout\"}}";
 
 /// Finds the blank line that ends an HTTP/1 request head across reads; bare LF
 /// line ends count too, as httparse accepts them.

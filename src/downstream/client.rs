@@ -1,0 +1,580 @@
+//! The client side of HTTP/1.1 for the AI listener: read request heads and
+//! bodies off the accepted [`Stream`], write answers back with the right framing.
+//!
+//! Why not Pingora's server session: per request it boxed a 14 KB future
+//! (`HttpServerApp::process_new_http` is an async-trait method), built two
+//! `http::HeaderMap`s and formatted the answer's head through them, and each open
+//! stream held that future plus two 4 KiB buffers. Here a request head is parsed
+//! once into offsets over the bytes it arrived in (nothing copied), and an answer
+//! leaves in one `writev` of its head and body pieces.
+//!
+//! What Pingora's loop did and this one keeps: keep-alive (60 s idle) and
+//! pipelining, the header deadline against slowloris (`limits.header_timeout`
+//! from the first byte of a head), `Expect: 100-continue`, chunked request
+//! bodies, graceful shutdown (idle connections close when the server stops;
+//! answers then carry `connection: close`), and closing whenever framing is in
+//! doubt.
+
+use crate::framing::{self, last_token, parse_length, Decoder, Step};
+use bytes::{Bytes, BytesMut};
+use pingora::prelude::fast_timeout::{fast_sleep, fast_timeout};
+use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
+use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long a kept-alive connection may idle before the next request.
+pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const MAX_HEADERS: usize = 256;
+const READ_SIZE: usize = 4 * 1024;
+/// Bytes of a head beyond `max_header_bytes` we still wait for: the request
+/// line, line ends and the blank line are not counted in that limit.
+const HEAD_SLACK: usize = 8 * 1024;
+/// A body left unread (an early error answer) is drained up to this much so
+/// the connection can be reused; a larger one closes it.
+const DRAIN_LIMIT: u64 = 256 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+/// The client-close watch starts after this: answers faster than that never pay
+/// for the extra read, and a disconnect is still noticed within milliseconds.
+const WATCH_DELAY: Duration = Duration::from_millis(20);
+
+/// Best-effort answer to a client cut for slowness; the connection closes after it.
+pub const TIMEOUT_RESPONSE: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: 107\r\nconnection: close\r\n\r\n{\"error\":{\"message\":\"request header not received in time\",\"type\":\"invalid_request_error\",\"code\":\"timeout\"}}";
+
+/// Limits for reading one request head.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    pub max_header_bytes: usize,
+    pub header_timeout: Duration,
+}
+
+/// Why no request could be read; the connection is answered (except `Gone`)
+/// and closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// Closed, reset, idle too long, or the server is stopping: nothing to answer.
+    Gone,
+    /// The head did not complete within the header deadline (408).
+    Timeout,
+    /// Larger than `max_header_bytes`, or too many header lines (431).
+    TooLarge,
+    /// Not an HTTP/1.x request head (400).
+    Malformed,
+    /// Content-Length and Transfer-Encoding together, several lengths, or a
+    /// coding we cannot frame (400): what request smuggling relies on.
+    Framing,
+}
+
+type Span = (u32, u32);
+
+/// One parsed request head. Names and values are offsets into `raw`.
+#[derive(Debug)]
+pub struct Request {
+    raw: Bytes,
+    pub method: http::Method,
+    path: Span,
+    query: Option<Span>,
+    pub http10: bool,
+    headers: Vec<(Span, Span)>,
+}
+
+impl Request {
+    fn text(&self, s: Span) -> &str {
+        // Request targets are checked by httparse to be visible ASCII.
+        std::str::from_utf8(&self.raw[s.0 as usize..s.1 as usize]).unwrap_or("")
+    }
+
+    /// The path without the query (`/v1/chat/completions`).
+    pub fn path(&self) -> &str {
+        match self.text(self.path) {
+            "" => "/",
+            p => p,
+        }
+    }
+
+    pub fn query(&self) -> Option<&str> {
+        self.query.map(|q| self.text(q))
+    }
+
+    /// All header lines, in order, names as sent.
+    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.headers.iter().map(|(n, v)| {
+            (
+                &self.raw[n.0 as usize..n.1 as usize],
+                &self.raw[v.0 as usize..v.1 as usize],
+            )
+        })
+    }
+
+    /// The first value of header `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReqBody {
+    Length(u64),
+    Chunked(Decoder),
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Length,
+    Chunked,
+    /// HTTP/1.0 client and no length: the close ends the body.
+    Close,
+    /// HEAD, 204, 304: a head only.
+    NoBody,
+}
+
+/// One accepted client connection.
+pub struct Client {
+    stream: Stream,
+    shutdown: ShutdownWatch,
+    buf: BytesMut,
+    body: ReqBody,
+    /// The answer's head, built until the first write sends it.
+    head: BytesMut,
+    head_sent: bool,
+    framing: Framing,
+    finished: bool,
+    status: u16,
+    keep_alive: bool,
+    http10: bool,
+    head_request: bool,
+    bytes_sent: usize,
+}
+
+impl Client {
+    pub fn new(stream: Stream, shutdown: ShutdownWatch) -> Self {
+        Client {
+            stream,
+            shutdown,
+            buf: BytesMut::new(),
+            body: ReqBody::Done,
+            head: BytesMut::new(),
+            head_sent: false,
+            framing: Framing::NoBody,
+            finished: true,
+            status: 0,
+            keep_alive: true,
+            http10: false,
+            head_request: false,
+            bytes_sent: 0,
+        }
+    }
+
+    /// Wait for and parse the next request head. Idle time before its first byte
+    /// is bounded by [`KEEPALIVE_IDLE`] and ends early when the server stops;
+    /// from its first byte the whole head must arrive within `header_timeout`.
+    pub async fn read_request(&mut self, limits: &HeadLimits) -> Result<Request, HeadError> {
+        self.status = 0;
+        self.head_sent = false;
+        self.finished = false;
+        self.bytes_sent = 0;
+        let mut started: Option<Instant> = None;
+        loop {
+            if !self.buf.is_empty() {
+                if let Some(req) = self.parse(limits.max_header_bytes)? {
+                    return Ok(req);
+                }
+                if self.buf.len() > limits.max_header_bytes + HEAD_SLACK {
+                    return Err(HeadError::TooLarge);
+                }
+            }
+            self.buf.reserve(READ_SIZE);
+            let n = match started {
+                None if self.buf.is_empty() => {
+                    if *self.shutdown.borrow() {
+                        return Err(HeadError::Gone);
+                    }
+                    let read = fast_timeout(KEEPALIVE_IDLE, self.stream.read_buf(&mut self.buf));
+                    tokio::select! {
+                        biased;
+                        r = read => r.map_err(|_| HeadError::Gone)?,
+                        _ = stopping(&mut self.shutdown) => return Err(HeadError::Gone),
+                    }
+                }
+                _ => {
+                    let t0 = *started.get_or_insert_with(Instant::now);
+                    let left = limits.header_timeout.saturating_sub(t0.elapsed());
+                    fast_timeout(left, self.stream.read_buf(&mut self.buf))
+                        .await
+                        .map_err(|_| HeadError::Timeout)?
+                }
+            };
+            match n {
+                Ok(0) | Err(_) => return Err(HeadError::Gone),
+                Ok(_) => {
+                    started.get_or_insert_with(Instant::now);
+                }
+            }
+        }
+    }
+
+    /// `Ok(None)`: incomplete.
+    fn parse(&mut self, max_header_bytes: usize) -> Result<Option<Request>, HeadError> {
+        // Leading empty lines before a request are allowed (RFC 9112 2.2).
+        while self.buf.starts_with(b"\r\n") || self.buf.starts_with(b"\n") {
+            let n = if self.buf[0] == b'\r' { 2 } else { 1 };
+            let _ = self.buf.split_to(n);
+        }
+        let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut []);
+        let n = match httparse::ParserConfig::default()
+            .parse_request_with_uninit_headers(&mut req, &self.buf, &mut slots)
+        {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+            Err(_) => return Err(HeadError::Malformed),
+        };
+        let base = self.buf.as_ptr() as usize;
+        let span = |s: &[u8]| -> Span {
+            let at = s.as_ptr() as usize - base;
+            (at as u32, (at + s.len()) as u32)
+        };
+        let method = req.method.unwrap_or("");
+        let method =
+            http::Method::from_bytes(method.as_bytes()).map_err(|_| HeadError::Malformed)?;
+        let target = req.path.unwrap_or("");
+        // Origin form (`/p?q`); absolute form (`http://h/p?q`) is reduced to it.
+        let path_at = if target.starts_with('/') {
+            Some(0)
+        } else {
+            target.find("://").map(|i| {
+                target[i + 3..]
+                    .find('/')
+                    .map_or(target.len(), |j| i + 3 + j)
+            })
+        };
+        let Some(path_at) = path_at else {
+            return Err(HeadError::Malformed);
+        };
+        let (tspan_at, _) = span(target.as_bytes());
+        let rel = &target[path_at..];
+        let (p, q) = match rel.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rel, None),
+        };
+        let p_at = tspan_at + path_at as u32;
+        let path = if p.is_empty() {
+            // `http://host` alone: the root.
+            (0, 0)
+        } else {
+            (p_at, p_at + p.len() as u32)
+        };
+        let query = q.map(|q| {
+            let at = p_at + p.len() as u32 + 1;
+            (at, at + q.len() as u32)
+        });
+        let http10 = req.version == Some(0);
+        let mut size = target.len();
+        let mut headers = Vec::with_capacity(req.headers.len());
+        let mut lengths = 0usize;
+        let mut length: Option<u64> = None;
+        let mut coded = false;
+        let mut chunked = false;
+        let mut keep_alive = !http10;
+        for h in req.headers.iter() {
+            size += h.name.len() + h.value.len() + 4;
+            let name = h.name.as_bytes();
+            if name.eq_ignore_ascii_case(b"content-length") {
+                lengths += 1;
+                length = parse_length(h.value);
+                if length.is_none() {
+                    return Err(HeadError::Framing);
+                }
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                coded = true;
+                chunked = last_token(h.value).eq_ignore_ascii_case(b"chunked");
+            } else if name.eq_ignore_ascii_case(b"connection") {
+                for t in h.value.split(|b| *b == b',') {
+                    let t = t.trim_ascii();
+                    if t.eq_ignore_ascii_case(b"close") {
+                        keep_alive = false;
+                    } else if t.eq_ignore_ascii_case(b"keep-alive") && http10 {
+                        keep_alive = true;
+                    }
+                }
+            }
+            headers.push((span(name), span(h.value)));
+        }
+        if size > max_header_bytes {
+            return Err(HeadError::TooLarge);
+        }
+        if lengths > 1 || (lengths == 1 && coded) || (coded && (!chunked || http10)) {
+            return Err(HeadError::Framing);
+        }
+        let raw = self.buf.split_to(n).freeze();
+        self.body = if chunked {
+            ReqBody::Chunked(Decoder::default())
+        } else {
+            match length {
+                Some(l) if l > 0 => ReqBody::Length(l),
+                _ => ReqBody::Done,
+            }
+        };
+        self.keep_alive = keep_alive;
+        self.http10 = http10;
+        self.head_request = method == http::Method::HEAD;
+        Ok(Some(Request {
+            raw,
+            method,
+            path,
+            query,
+            http10,
+            headers,
+        }))
+    }
+
+    /// The next piece of the request body; `Ok(None)` at its end. Pieces are
+    /// split off the read buffer, not copied.
+    pub async fn read_body(&mut self) -> io::Result<Option<Bytes>> {
+        loop {
+            match self.body {
+                ReqBody::Done => return Ok(None),
+                ReqBody::Length(left) => {
+                    if !self.buf.is_empty() {
+                        let n = (self.buf.len() as u64).min(left) as usize;
+                        let left = left - n as u64;
+                        self.body = if left == 0 {
+                            ReqBody::Done
+                        } else {
+                            ReqBody::Length(left)
+                        };
+                        return Ok(Some(self.buf.split_to(n).freeze()));
+                    }
+                }
+                ReqBody::Chunked(mut d) => {
+                    let step = d
+                        .step(&mut self.buf)
+                        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk"))?;
+                    self.body = if d.is_done() {
+                        ReqBody::Done
+                    } else {
+                        ReqBody::Chunked(d)
+                    };
+                    match step {
+                        Step::Data(b) => return Ok(Some(b)),
+                        Step::Done => return Ok(None),
+                        Step::More => {}
+                    }
+                }
+            }
+            self.buf.reserve(READ_SIZE);
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    /// Answer `Expect: 100-continue` (HTTP/1.1 only; 1.0 clients never wait).
+    pub async fn write_continue(&mut self) -> io::Result<()> {
+        if self.http10 {
+            return Ok(());
+        }
+        self.stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+    }
+
+    /// Resolves when the client closes its connection (or it breaks); pends
+    /// forever if it sends more instead (a pipelined request, kept for later).
+    /// Only for use once the request body has been read.
+    pub async fn closed(&mut self) {
+        fast_sleep(WATCH_DELAY).await;
+        self.buf.reserve(64);
+        match self.stream.read_buf(&mut self.buf).await {
+            Ok(0) | Err(_) => {}
+            Ok(_) => std::future::pending::<()>().await,
+        }
+    }
+
+    /// Do not reuse the connection after this answer (an unread or unreadable
+    /// request body would be taken for the next request).
+    pub fn close_after(&mut self) {
+        self.keep_alive = false;
+    }
+
+    /// Start the answer's head.
+    pub fn start(&mut self, status: u16) {
+        self.status = status;
+        self.head.clear();
+        self.head.reserve(256);
+        self.head.extend_from_slice(if self.http10 {
+            b"HTTP/1.0 "
+        } else {
+            b"HTTP/1.1 "
+        });
+        let mut n = itoa::Buffer::new();
+        self.head.extend_from_slice(n.format(status).as_bytes());
+        self.head.extend_from_slice(b" ");
+        let reason = http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("");
+        self.head.extend_from_slice(reason.as_bytes());
+        self.head.extend_from_slice(b"\r\n");
+    }
+
+    /// One header line. Callers pass names and values free of CR and LF (our
+    /// constants, or values an HTTP parser accepted).
+    pub fn header(&mut self, name: &[u8], value: &[u8]) {
+        crate::upstream::h1::put_header(&mut self.head, name, value);
+    }
+
+    /// End the head: `length` for a body of known size, else chunked (or, for
+    /// an HTTP/1.0 client, ended by closing). While the server shuts down, every
+    /// answer is its connection's last.
+    pub fn end_head(&mut self, length: Option<u64>) {
+        if *self.shutdown.borrow() {
+            self.keep_alive = false;
+        }
+        let bodiless = matches!(self.status, 204 | 304) || (100..200).contains(&self.status);
+        self.framing = match length {
+            _ if bodiless => Framing::NoBody,
+            Some(l) => {
+                let mut n = itoa::Buffer::new();
+                self.header(b"content-length", n.format(l).as_bytes());
+                Framing::Length
+            }
+            None if self.http10 => {
+                self.keep_alive = false;
+                Framing::Close
+            }
+            None => {
+                self.header(b"transfer-encoding", b"chunked");
+                Framing::Chunked
+            }
+        };
+        if self.head_request {
+            self.framing = Framing::NoBody;
+        }
+        if !self.keep_alive {
+            self.header(b"connection", b"close");
+        } else if self.http10 {
+            self.header(b"connection", b"keep-alive");
+        }
+        self.head.extend_from_slice(b"\r\n");
+    }
+
+    /// Send a body piece (and the head, if not sent yet) in one write. `last`:
+    /// nothing follows, so a chunked body's end goes with it.
+    pub async fn write_body(&mut self, piece: &[u8], last: bool) -> io::Result<()> {
+        let frame = framing::FrameHead::new(piece.len());
+        let mut slices = [IoSlice::new(&[]); 5];
+        let mut k = 0;
+        if !self.head_sent {
+            slices[k] = IoSlice::new(&self.head);
+            k += 1;
+        }
+        let chunked = self.framing == Framing::Chunked;
+        if self.framing != Framing::NoBody {
+            if !piece.is_empty() {
+                if chunked {
+                    slices[k] = IoSlice::new(frame.as_bytes());
+                    k += 1;
+                }
+                slices[k] = IoSlice::new(piece);
+                k += 1;
+                self.bytes_sent += piece.len();
+                if chunked {
+                    slices[k] = IoSlice::new(b"\r\n");
+                    k += 1;
+                }
+            }
+            if last && chunked {
+                slices[k] = IoSlice::new(framing::LAST_CHUNK);
+                k += 1;
+            }
+        }
+        let r = write_all_vectored(&mut self.stream, &mut slices[..k]).await;
+        self.head_sent = true;
+        if last {
+            self.finished = true;
+        }
+        r
+    }
+
+    /// End the answer (sends the head if nothing was written yet).
+    pub async fn finish(&mut self) -> io::Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        self.write_body(&[], true).await
+    }
+
+    /// Status of the answer begun for this request (0: none).
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Body bytes sent to the client for this request.
+    pub fn bytes_sent(&self) -> usize {
+        self.bytes_sent
+    }
+
+    /// Whether the connection can carry another request: the answer was
+    /// completed with its framing and nothing forbids reuse. An unread request
+    /// body is drained first (bounded), so the next head is found where it starts.
+    pub async fn reusable(&mut self) -> bool {
+        if !self.finished || !self.keep_alive || self.framing == Framing::Close {
+            return false;
+        }
+        if self.body == ReqBody::Done {
+            return true;
+        }
+        if matches!(self.body, ReqBody::Length(l) if l > DRAIN_LIMIT) {
+            return false;
+        }
+        let drain = async {
+            let mut total = 0u64;
+            while let Some(b) = self.read_body().await? {
+                total += b.len() as u64;
+                if total > DRAIN_LIMIT {
+                    return Err(io::ErrorKind::InvalidData.into());
+                }
+            }
+            Ok::<_, io::Error>(())
+        };
+        matches!(fast_timeout(DRAIN_TIME, drain).await, Ok(Ok(())))
+    }
+
+    /// Write raw bytes (a canned answer) and give up the connection.
+    pub async fn write_raw_and_close(mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes).await;
+        let _ = self.stream.flush().await;
+    }
+}
+
+/// Resolves once the server begins to shut down.
+async fn stopping(shutdown: &mut ShutdownWatch) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            // No sender: no shutdown will ever be signalled.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn write_all_vectored(stream: &mut Stream, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    while !slices.is_empty() {
+        let n = stream.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! Client connections. The AI listener is served by [`client::Client`], our own
+//! HTTP/1.1 server side (docs/performance.md: Pingora's per-request server path
+//! was the largest cost left); the admin listener keeps Pingora's HTTP/1 loop
+//! with a header deadline added ([`guard::Guarded`]).
+
+pub mod client;
+pub mod guard;
+
+pub use client::{Client, HeadError, HeadLimits, Request};
+pub use guard::Guarded;

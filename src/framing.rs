@@ -1,0 +1,258 @@
+//! HTTP/1.1 message framing shared by both sides (upstream answers, client
+//! requests): Content-Length and Transfer-Encoding values, and the chunked
+//! coding (RFC 9112 section 7.1): the decoder splits data off a read buffer
+//! without copying; [`FrameHead`] frames what we send to clients.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Longest chunk-size line (hex digits plus extensions) we wait for.
+const MAX_CHUNK_LINE: usize = 4 * 1024;
+/// Longest trailer section we skip.
+const MAX_TRAILERS: usize = 64 * 1024;
+
+/// Broken chunked framing: a bad size line, missing CRLF, or oversized lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadChunk;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum State {
+    /// Expecting a chunk-size line.
+    #[default]
+    Size,
+    /// Inside chunk data: bytes still to come.
+    Data(u64),
+    /// Expecting the CRLF after chunk data.
+    DataEnd,
+    /// After the last chunk: trailer lines up to an empty one.
+    Trailers,
+    Done,
+}
+
+/// What the buffered bytes gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A piece of body data, split off the buffer.
+    Data(Bytes),
+    /// Everything buffered was consumed; read more.
+    More,
+    /// The last chunk and the trailers were read.
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Decoder {
+    state: State,
+}
+
+impl Decoder {
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Advance over buffered bytes, consuming framing and returning data as soon
+    /// as there is some.
+    pub fn step(&mut self, buf: &mut BytesMut) -> Result<Step, BadChunk> {
+        loop {
+            match self.state {
+                State::Done => return Ok(Step::Done),
+                State::Size => {
+                    let Some(eol) = memchr::memchr(b'\n', buf) else {
+                        return more(buf.len() > MAX_CHUNK_LINE);
+                    };
+                    let size = parse_chunk_size(&buf[..eol]).ok_or(BadChunk)?;
+                    buf.advance(eol + 1);
+                    self.state = if size == 0 {
+                        State::Trailers
+                    } else {
+                        State::Data(size)
+                    };
+                }
+                State::Data(left) => {
+                    if buf.is_empty() {
+                        return Ok(Step::More);
+                    }
+                    let n = (buf.len() as u64).min(left) as usize;
+                    let left = left - n as u64;
+                    self.state = if left == 0 {
+                        State::DataEnd
+                    } else {
+                        State::Data(left)
+                    };
+                    return Ok(Step::Data(buf.split_to(n).freeze()));
+                }
+                State::DataEnd => match (buf.first(), buf.get(1)) {
+                    (None, _) | (Some(b'\r'), None) => return Ok(Step::More),
+                    (Some(b'\n'), _) => {
+                        buf.advance(1);
+                        self.state = State::Size;
+                    }
+                    (Some(b'\r'), Some(b'\n')) => {
+                        buf.advance(2);
+                        self.state = State::Size;
+                    }
+                    _ => return Err(BadChunk),
+                },
+                State::Trailers => {
+                    let Some(eol) = memchr::memchr(b'\n', buf) else {
+                        return more(buf.len() > MAX_TRAILERS);
+                    };
+                    let empty = buf[..eol].trim_ascii().is_empty();
+                    buf.advance(eol + 1);
+                    if empty {
+                        self.state = State::Done;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn more(too_long: bool) -> Result<Step, BadChunk> {
+    if too_long {
+        Err(BadChunk)
+    } else {
+        Ok(Step::More)
+    }
+}
+
+/// `1a2b[;ext=..][\r]` -> 0x1a2b. At most 15 hex digits (no overflow).
+pub fn parse_chunk_size(line: &[u8]) -> Option<u64> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let digits = line
+        .split(|b| *b == b';')
+        .next()
+        .unwrap_or(line)
+        .trim_ascii();
+    if digits.is_empty() || digits.len() > 15 {
+        return None;
+    }
+    let mut n = 0u64;
+    for d in digits {
+        n = n * 16 + (*d as char).to_digit(16)? as u64;
+    }
+    Some(n)
+}
+
+/// The size line that opens a chunk: hex digits and CRLF, on the stack.
+pub struct FrameHead {
+    buf: [u8; 18],
+    start: usize,
+}
+
+impl FrameHead {
+    pub fn new(len: usize) -> Self {
+        let mut buf = [0u8; 18];
+        buf[16] = b'\r';
+        buf[17] = b'\n';
+        let mut i = 16;
+        let mut n = len;
+        loop {
+            i -= 1;
+            buf[i] = b"0123456789abcdef"[n & 0xf];
+            n >>= 4;
+            if n == 0 {
+                break;
+            }
+        }
+        FrameHead { buf, start: i }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+/// Closes a chunked body.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// A Content-Length value: digits only, no sign, no overflow.
+pub fn parse_length(v: &[u8]) -> Option<u64> {
+    let v = v.trim_ascii();
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// The final coding of a Transfer-Encoding value: only `chunked` there frames
+/// the body (RFC 9112 6.3).
+pub fn last_token(v: &[u8]) -> &[u8] {
+    v.rsplit(|b| *b == b',').next().unwrap_or(v).trim_ascii()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_in_cuts(wire: &[u8], cut: usize) -> Result<(Vec<u8>, bool), BadChunk> {
+        let mut d = Decoder::default();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in [&wire[..cut], &wire[cut..]] {
+            buf.extend_from_slice(piece);
+            loop {
+                match d.step(&mut buf)? {
+                    Step::Data(b) => out.extend_from_slice(&b),
+                    Step::More => break,
+                    Step::Done => return Ok((out, true)),
+                }
+            }
+        }
+        Ok((out, false))
+    }
+
+    #[test]
+    fn decodes_at_every_cut() {
+        let wire = b"5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nx-t: 1\r\n\r\n";
+        for cut in 0..=wire.len() {
+            assert_eq!(
+                decode_in_cuts(wire, cut),
+                Ok((b"hello world".to_vec(), true)),
+                "cut {cut}"
+            );
+        }
+        // Bare LF line ends are accepted too.
+        assert_eq!(
+            decode_in_cuts(b"2\nok\n0\n\n", 3),
+            Ok((b"ok".to_vec(), true))
+        );
+    }
+
+    #[test]
+    fn broken_framing_is_rejected() {
+        assert_eq!(decode_in_cuts(b"zz\r\n", 1), Err(BadChunk));
+        assert_eq!(decode_in_cuts(b"2\r\nabX\r\n", 1), Err(BadChunk));
+        let long = vec![b'1'; MAX_CHUNK_LINE + 1];
+        assert_eq!(decode_in_cuts(&long, 0), Err(BadChunk));
+    }
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(parse_chunk_size(b"1A\r"), Some(26));
+        assert_eq!(parse_chunk_size(b"0"), Some(0));
+        assert_eq!(parse_chunk_size(b"ff ; name=v\r"), Some(255));
+        assert_eq!(parse_chunk_size(b""), None);
+        assert_eq!(parse_chunk_size(b"1234567890abcdef0"), None);
+        assert_eq!(parse_chunk_size(b"-1"), None);
+    }
+
+    #[test]
+    fn lengths_and_codings() {
+        assert_eq!(parse_length(b" 42 "), Some(42));
+        assert_eq!(parse_length(b"-1"), None);
+        assert_eq!(parse_length(b"+1"), None);
+        assert_eq!(parse_length(b"99999999999999999999"), None);
+        assert_eq!(last_token(b"gzip, chunked"), b"chunked");
+        assert_eq!(last_token(b"chunked, gzip"), b"gzip");
+    }
+
+    #[test]
+    fn frame_heads_round_trip() {
+        for len in [1usize, 9, 10, 15, 16, 255, 4096, 1 << 20, usize::MAX >> 4] {
+            let f = FrameHead::new(len);
+            let out = f.as_bytes();
+            assert!(out.ends_with(b"\r\n"));
+            assert_eq!(parse_chunk_size(&out[..out.len() - 1]), Some(len as u64));
+        }
+    }
+}
