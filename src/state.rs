@@ -67,7 +67,12 @@ impl Runtime {
                 .and_then(|p| p.upstreams.iter().find(|x| x.cfg.name == u.name))
                 .map(|x| x.health.clone())
                 .unwrap_or_default();
-            match Upstream::new(u.clone(), connector, health) {
+            match Upstream::new(
+                u.clone(),
+                connector,
+                health,
+                config.server.upstream_keepalive_pool_size,
+            ) {
                 Ok(up) => upstreams.push(up),
                 Err(e) => errors.push(e),
             }

@@ -341,6 +341,16 @@ impl Client {
     /// The next piece of the request body; `Ok(None)` at its end. Pieces are
     /// split off the read buffer, not copied.
     pub async fn read_body(&mut self) -> io::Result<Option<Bytes>> {
+        self.read_body_by(None).await
+    }
+
+    /// [`Self::read_body`], or a `TimedOut` error if it has to wait for the
+    /// client past `until`. A piece already received costs no timer.
+    pub async fn read_body_until(&mut self, until: Instant) -> io::Result<Option<Bytes>> {
+        self.read_body_by(Some(until)).await
+    }
+
+    async fn read_body_by(&mut self, until: Option<Instant>) -> io::Result<Option<Bytes>> {
         loop {
             match self.body {
                 ReqBody::Done => return Ok(None),
@@ -373,7 +383,14 @@ impl Client {
                 }
             }
             self.buf.reserve(READ_SIZE);
-            if self.stream.read_buf(&mut self.buf).await? == 0 {
+            let read = self.stream.read_buf(&mut self.buf);
+            let n = match until {
+                None => read.await?,
+                Some(t) => fast_timeout(t.saturating_duration_since(Instant::now()), read)
+                    .await
+                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??,
+            };
+            if n == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
         }

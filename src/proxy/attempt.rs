@@ -16,13 +16,12 @@ use crate::error::{error_body, GatewayError};
 use crate::routing::{ModelRoute, Target, TriedSet};
 use crate::state::Runtime;
 use crate::upstream::circuit::now_ms;
-use crate::upstream::h1::{put_header, Conn};
-use crate::upstream::{Upstream, POOL_IDLE};
+use crate::upstream::h1::{put_header, Conn, H1Error};
+use crate::upstream::Upstream;
 use bytes::{Bytes, BytesMut};
 use http::header;
 use pingora::http::ResponseHeader;
 use pingora::prelude::fast_timeout::fast_timeout;
-use pingora::upstreams::peer::Peer as _;
 use pingora::ErrorType;
 use std::future::Future;
 use std::io;
@@ -318,6 +317,19 @@ fn budget(t: Duration, deadline: Instant) -> Duration {
     t.min(deadline.saturating_duration_since(Instant::now()))
 }
 
+/// `t` from now, capped by the deadline.
+fn until(t: Duration, deadline: Instant) -> Instant {
+    (Instant::now() + t).min(deadline)
+}
+
+/// A body read with its timeout as `None`, like [`within`].
+fn timed(r: Result<Option<Bytes>, H1Error>) -> Option<Result<Option<Bytes>, H1Error>> {
+    match r {
+        Err(H1Error::Timeout) => None,
+        r => Some(r),
+    }
+}
+
 /// `f`, or `None` after `t` (capped by the deadline).
 ///
 /// Pingora's timer wheel (10 ms resolution, one clock thread) rather than tokio's:
@@ -376,7 +388,7 @@ async fn try_target(
     let mut scan = FirstEvent::default();
     let mut chunks = Vec::new();
     loop {
-        match within(wait, deadline, s.read_body()).await {
+        match timed(s.read_body_until(until(wait, deadline)).await) {
             None if sse => return Err(Failure::timeout("first token timeout")),
             None => return Err(Failure::timeout("response timeout")),
             Some(Err(e)) => {
@@ -415,12 +427,9 @@ async fn try_target(
 }
 
 /// A pooled connection, or a new one within `connect_timeout`.
-async fn connect(
-    up: &Upstream,
-    deadline: Instant,
-) -> Result<(pingora::protocols::Stream, bool), Failure> {
-    if let Some(s) = up.connector.reused_stream(&up.peer).await {
-        return Ok((s, true));
+async fn connect(up: &Upstream, deadline: Instant) -> Result<(Conn, bool), Failure> {
+    if let Some(c) = up.pooled() {
+        return Ok((c, true));
     }
     // Boxed: connecting (TCP, TLS) is a large future, and inline it would make
     // every attempt's future that large, to be copied on every request.
@@ -434,7 +443,7 @@ async fn connect(
             "connect error ({})",
             e.etype().as_str()
         ))),
-        Some(Ok(s)) => Ok((s, false)),
+        Some(Ok(s)) => Ok((Conn::new(s), false)),
     }
 }
 
@@ -444,7 +453,7 @@ async fn connect(
 /// on loopback or a LAN every extra segment costs both ends a full trip through
 /// the TCP stack.
 async fn send(
-    stream: pingora::protocols::Stream,
+    mut conn: Conn,
     up: &Upstream,
     target: &Target,
     out: &Outgoing<'_>,
@@ -481,23 +490,21 @@ async fn send(
         &body
     };
 
-    let mut conn = Conn::new(stream);
-    match within(cfg.response_timeout, deadline, conn.send(&head, rest)).await {
-        None => return Err(Failure::timeout("timeout sending request")),
-        Some(Err(e)) => {
-            return Err(Failure::closed(format!(
-                "connection broke sending request ({})",
-                e.kind()
-            )))
-        }
-        Some(Ok(())) => {}
-    }
-    match within(cfg.response_timeout, deadline, conn.read_head()).await {
+    // One timer for the whole exchange: the send rarely waits.
+    let exchange = async {
+        conn.send(&head, rest).await.map_err(|e| {
+            Failure::closed(format!("connection broke sending request ({})", e.kind()))
+        })?;
+        conn.read_head().await.map_err(|e| {
+            Failure::closed(format!(
+                "connection closed before response ({})",
+                e.as_str()
+            ))
+        })
+    };
+    match within(cfg.response_timeout, deadline, exchange).await {
         None => Err(Failure::timeout("response timeout")),
-        Some(Err(e)) => Err(Failure::closed(format!(
-            "connection closed before response ({})",
-            e.as_str()
-        ))),
+        Some(Err(f)) => Err(f),
         Some(Ok(h)) => Ok((conn, Box::new(h))),
     }
 }
@@ -567,8 +574,15 @@ async fn commit(
         _ => Some(Bytes::from(chunks.concat())),
     };
     if let Some(c) = first {
+        if s.done() {
+            // The whole answer was read before commit (the common plain case).
+            ctx.usage = usage.finish(&c);
+            release(up, s);
+            client.write_body(&c, true).await?;
+            return Ok(Done::Answered);
+        }
         usage.push(&c);
-        client.write_body(&c, s.done()).await?;
+        client.write_body(&c, false).await?;
     }
     let reason = loop {
         // Finish as soon as the body is complete, before the client (which has its
@@ -578,7 +592,7 @@ async fn commit(
         } else {
             tokio::select! {
                 biased;
-                r = within(up.cfg.idle_timeout, deadline, s.read_body()) => r,
+                r = s.read_body_until(until(up.cfg.idle_timeout, deadline)) => timed(r),
                 _ = client.closed() => {
                     ctx.client_gone = true;
                     return Ok(Done::Cut);
@@ -587,19 +601,19 @@ async fn commit(
         };
         match next {
             Some(Ok(Some(b))) => {
-                usage.push(&b);
                 if s.done() {
+                    ctx.usage = usage.finish(&b);
                     release(up, s);
                     client.write_body(&b, true).await?;
-                    ctx.usage = usage.scan();
                     return Ok(Done::Answered);
                 }
+                usage.push(&b);
                 client.write_body(&b, false).await?;
             }
             Some(Ok(None)) => {
+                ctx.usage = usage.finish(&[]);
                 release(up, s);
                 client.finish().await?;
-                ctx.usage = usage.scan();
                 return Ok(Done::Answered);
             }
             Some(Err(e)) => {
@@ -635,10 +649,7 @@ async fn commit(
 /// Pool the upstream connection if it can carry another exchange, before the
 /// client can see the end of its answer: its next request must find it there.
 fn release(up: &Upstream, s: Conn) {
-    if let Some(stream) = s.into_reusable() {
-        up.connector
-            .release_stream(stream, up.peer.reuse_hash(), Some(POOL_IDLE));
-    }
+    up.keep(s);
 }
 
 /// Counts one SSE stream in flight while alive.

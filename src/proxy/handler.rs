@@ -12,8 +12,8 @@ use crate::error::GatewayError;
 use crate::state::{ClientKey, Runtime};
 use bytes::{Bytes, BytesMut};
 use http::Method;
-use pingora::prelude::fast_timeout::fast_timeout;
 use std::io;
+use std::time::Instant;
 
 /// What the handler did; `Cut` drops the connection (a committed
 /// response could not be completed and must not look complete).
@@ -189,11 +189,14 @@ async fn read_body(
     let mut buf = BytesMut::new();
     let mut total = 0usize;
     loop {
-        let chunk = fast_timeout(limits.body_timeout, client.read_body())
+        let chunk = client
+            .read_body_until(Instant::now() + limits.body_timeout)
             .await
-            .map_err(|_| GatewayError::BadRequest("timed out reading the request body".into()))?
-            .map_err(|e| {
-                GatewayError::BadRequest(format!("could not read the request body: {}", e.kind()))
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::TimedOut => {
+                    GatewayError::BadRequest("timed out reading the request body".into())
+                }
+                k => GatewayError::BadRequest(format!("could not read the request body: {k}")),
             })?;
         let Some(c) = chunk else { break };
         total += c.len();

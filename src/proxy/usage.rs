@@ -11,7 +11,7 @@
 /// ~500 bytes.
 const TAIL: usize = 2048;
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct UsageTail {
     tail: Vec<u8>,
 }
@@ -29,7 +29,13 @@ impl UsageTail {
         self.tail.extend_from_slice(chunk);
     }
 
-    pub fn scan(&self) -> Option<Usage> {
+    /// Usage in the answer whose last piece is `last`: scanned in place when
+    /// it is the only piece (a plain answer read in one go, no copy).
+    pub fn finish(&mut self, last: &[u8]) -> Option<Usage> {
+        if self.tail.is_empty() {
+            return scan(last);
+        }
+        self.push(last);
         scan(&self.tail)
     }
 }
@@ -50,11 +56,16 @@ fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 fn number_after(hay: &[u8], key: &[u8]) -> Option<u64> {
     let at = hay.windows(key.len()).position(|w| w == key)? + key.len();
-    let rest = hay[at..]
+    let rest = &hay[at..];
+    let start = rest
         .iter()
-        .skip_while(|b| b.is_ascii_whitespace() || **b == b':');
-    let digits: Vec<u8> = rest.take_while(|b| b.is_ascii_digit()).copied().collect();
-    std::str::from_utf8(&digits).ok()?.parse().ok()
+        .position(|b| !(b.is_ascii_whitespace() || *b == b':'))?;
+    let digits = &rest[start..];
+    let end = digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -70,8 +81,8 @@ mod tests {
         t.push(&Bytes::from_static(
             b"data: {\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\n",
         ));
-        t.push(&Bytes::from_static(b"data: [DONE]\n\n"));
-        assert_eq!(t.scan(), Some((3, 4)));
+        assert_eq!(t.finish(b"data: [DONE]\n\n"), Some((3, 4)));
+        assert_eq!(UsageTail::default().finish(body), Some((9, 6)));
         assert_eq!(scan(b"{\"choices\":[]}"), None);
     }
 
@@ -82,11 +93,10 @@ mod tests {
         // The usage object split over two chunks, after a long stream.
         t.push(&vec![b'x'; 10_000]);
         t.push(&usage[..12]);
+        assert_eq!(t.clone().finish(&usage[12..]), Some((7, 8)));
         t.push(&usage[12..]);
-        assert_eq!(t.scan(), Some((7, 8)));
         assert!(t.tail.len() <= TAIL && t.tail.capacity() <= 2 * TAIL);
         // Pushed out by more than TAIL bytes after it: gone.
-        t.push(&vec![b'y'; TAIL]);
-        assert_eq!(t.scan(), None);
+        assert_eq!(t.finish(&vec![b'y'; TAIL]), None);
     }
 }

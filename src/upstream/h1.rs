@@ -13,9 +13,13 @@ use crate::framing::{self, last_token, parse_length};
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
+use pingora::prelude::fast_timeout::fast_timeout;
 use pingora::protocols::Stream;
 use std::mem::MaybeUninit;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
 /// Largest response head accepted (Pingora's own limit is 1 MiB).
 const MAX_HEAD: usize = 1 << 20;
@@ -30,6 +34,8 @@ pub enum H1Error {
     Closed,
     /// A socket error.
     Io,
+    /// Nothing arrived before the deadline.
+    Timeout,
     /// The response head is not valid HTTP/1.x.
     BadHead,
     /// The response head is larger than we accept.
@@ -43,6 +49,7 @@ impl H1Error {
         match self {
             H1Error::Closed => "ConnectionClosed",
             H1Error::Io => "ReadError",
+            H1Error::Timeout => "ReadTimedout",
             H1Error::BadHead => "InvalidHTTPHeader",
             H1Error::HeadTooLarge => "InvalidHTTPHeader (too large)",
             H1Error::BadFraming => "InvalidChunk",
@@ -91,14 +98,20 @@ impl Conn {
         self.stream.flush().await
     }
 
-    /// Read more bytes into the buffer; `Ok(0)` is end of stream.
-    async fn fill(&mut self) -> Result<usize, H1Error> {
+    /// Read more bytes into the buffer (by `until`, if given); `Ok(0)` is end
+    /// of stream.
+    async fn fill(&mut self, until: Option<Instant>) -> Result<usize, H1Error> {
         self.buf.reserve(self.read_size);
-        let n = self
-            .stream
-            .read_buf(&mut self.buf)
-            .await
-            .map_err(|_| H1Error::Io)?;
+        let read = self.stream.read_buf(&mut self.buf);
+        let n = match until {
+            None => read.await,
+            // Pingora's timer wheel: a tokio timer that becomes the earliest one
+            // wakes the runtime's driver, two extra syscalls.
+            Some(t) => fast_timeout(t.saturating_duration_since(Instant::now()), read)
+                .await
+                .map_err(|_| H1Error::Timeout)?,
+        }
+        .map_err(|_| H1Error::Io)?;
         // Grow reads for large bodies; small answers and SSE events keep the
         // buffer (and each open stream's memory) small.
         if n >= self.read_size && self.read_size < MAX_READ {
@@ -118,7 +131,7 @@ impl Conn {
                     return Err(H1Error::HeadTooLarge);
                 }
             }
-            if self.fill().await? == 0 {
+            if self.fill(None).await? == 0 {
                 return Err(H1Error::Closed);
             }
         }
@@ -223,12 +236,22 @@ impl Conn {
 
     /// The next piece of the body; `Ok(None)` at its end.
     pub async fn read_body(&mut self) -> Result<Option<Bytes>, H1Error> {
+        self.read_body_by(None).await
+    }
+
+    /// [`Self::read_body`], or `Timeout` if reading has to wait past `until`.
+    /// A piece already buffered costs no timer.
+    pub async fn read_body_until(&mut self, until: Instant) -> Result<Option<Bytes>, H1Error> {
+        self.read_body_by(Some(until)).await
+    }
+
+    async fn read_body_by(&mut self, until: Option<Instant>) -> Result<Option<Bytes>, H1Error> {
         loop {
             match self.body {
                 Body::Head => return Err(H1Error::BadHead),
                 Body::Done => return Ok(None),
                 Body::Length(left) => {
-                    if self.buf.is_empty() && self.fill().await? == 0 {
+                    if self.buf.is_empty() && self.fill(until).await? == 0 {
                         return Err(H1Error::Closed);
                     }
                     let n = (self.buf.len() as u64).min(left) as usize;
@@ -241,7 +264,7 @@ impl Conn {
                     return Ok(Some(self.buf.split_to(n).freeze()));
                 }
                 Body::UntilClose => {
-                    if self.buf.is_empty() && self.fill().await? == 0 {
+                    if self.buf.is_empty() && self.fill(until).await? == 0 {
                         self.body = Body::Done;
                         return Ok(None);
                     }
@@ -259,7 +282,7 @@ impl Conn {
                         framing::Step::Done => return Ok(None),
                         framing::Step::More => {}
                     }
-                    if self.fill().await? == 0 {
+                    if self.fill(until).await? == 0 {
                         return Err(H1Error::Closed);
                     }
                 }
@@ -267,10 +290,29 @@ impl Conn {
         }
     }
 
-    /// The connection, if it can carry another exchange: the body was read to its
-    /// end, nothing extra arrived, and neither side asked to close.
-    pub fn into_reusable(self) -> Option<Stream> {
-        (self.body == Body::Done && self.keep_alive && self.buf.is_empty()).then_some(self.stream)
+    /// The connection, ready for another exchange, if it can carry one: the body
+    /// was read to its end, nothing extra arrived, and neither side asked to
+    /// close. Its read buffer stays with it.
+    pub fn into_reusable(mut self) -> Option<Conn> {
+        if self.body != Body::Done || !self.keep_alive || !self.buf.is_empty() {
+            return None;
+        }
+        self.body = Body::Head;
+        self.read_size = MIN_READ;
+        Some(self)
+    }
+
+    /// For an idle pooled connection: still open, with nothing unasked-for to
+    /// read. One read poll that never waits; a close the runtime has not seen
+    /// yet passes, and the first write or read on it fails instead.
+    pub fn idle_and_open(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut byte);
+        let mut cx = Context::from_waker(Waker::noop());
+        matches!(
+            Pin::new(&mut self.stream).poll_read(&mut cx, &mut buf),
+            Poll::Pending
+        )
     }
 }
 
@@ -335,7 +377,7 @@ mod tests {
         while let Some(b) = c.read_body().await? {
             body.extend_from_slice(&b);
         }
-        let reusable = c.into_reusable().is_some(); // drops the stream: the server ends
+        let reusable = c.into_reusable().is_some(); // drops the connection: the server ends
         server.await.expect("server");
         Ok((head.status.as_u16(), body, reusable, head))
     }

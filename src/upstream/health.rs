@@ -10,7 +10,6 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use pingora::upstreams::peer::Peer as _;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -202,12 +201,15 @@ async fn check(up: &Upstream, timeout: Duration) -> Result<(), String> {
     }
     head.extend_from_slice(b"\r\n");
     let run = async {
-        let (stream, _) = up
-            .connector
-            .get_stream(&up.peer)
-            .await
-            .map_err(|e| format!("connect: {}", e.etype().as_str()))?;
-        let mut conn = Conn::new(stream);
+        let mut conn = match up.pooled() {
+            Some(c) => c,
+            None => Conn::new(
+                up.connector
+                    .new_stream(&up.peer)
+                    .await
+                    .map_err(|e| format!("connect: {}", e.etype().as_str()))?,
+            ),
+        };
         conn.send(&head, &[])
             .await
             .map_err(|e| format!("write: {}", e.kind()))?;
@@ -225,10 +227,7 @@ async fn check(up: &Upstream, timeout: Duration) -> Result<(), String> {
                 break;
             }
         }
-        if let Some(stream) = conn.into_reusable() {
-            up.connector
-                .release_stream(stream, up.peer.reuse_hash(), Some(super::POOL_IDLE));
-        }
+        up.keep(conn);
         if (200..300).contains(&status) {
             Ok(())
         } else {

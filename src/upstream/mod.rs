@@ -4,12 +4,14 @@
 pub mod circuit;
 pub mod h1;
 pub mod health;
+pub mod pool;
 
 use crate::config::UpstreamConfig;
+use h1::Conn;
 use health::Health;
 use http::HeaderValue;
 use pingora::connectors::TransportConnector as Connector;
-use pingora::upstreams::peer::HttpPeer;
+use pingora::upstreams::peer::{HttpPeer, Peer as _};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +29,12 @@ pub struct Upstream {
     /// `Authorization: Bearer <key>`, marked sensitive.
     pub auth: Option<HeaderValue>,
     pub health: Arc<Health>,
+    /// Opens new connections (TCP, TLS); idle ones live in [`pool`].
     pub connector: Arc<Connector>,
+    /// The peer's reuse hash: the pool key.
+    pool_key: u64,
+    /// Idle connections kept per thread (`server.upstream_keepalive_pool_size`).
+    pool_max: usize,
 }
 
 impl Upstream {
@@ -35,6 +42,7 @@ impl Upstream {
         cfg: UpstreamConfig,
         connector: Arc<Connector>,
         health: Arc<Health>,
+        pool_max: usize,
     ) -> Result<Self, String> {
         let addr = resolve(&cfg.host, cfg.port).ok_or_else(|| {
             format!(
@@ -72,16 +80,30 @@ impl Upstream {
         };
         Ok(Upstream {
             cfg,
+            pool_key: peer.reuse_hash(),
             peer,
             authority,
             auth,
             health,
             connector,
+            pool_max,
         })
     }
 
     pub fn name(&self) -> &str {
         &self.cfg.name
+    }
+
+    /// An idle connection of this thread's pool, checked to be still open.
+    pub fn pooled(&self) -> Option<Conn> {
+        pool::take(self.pool_key)
+    }
+
+    /// Return a connection after an exchange; kept only if it can carry another.
+    pub fn keep(&self, conn: Conn) {
+        if let Some(c) = conn.into_reusable() {
+            pool::give(self.pool_key, c, self.pool_max);
+        }
     }
 
     pub fn retries_on(&self, status: u16) -> bool {
