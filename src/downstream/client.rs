@@ -16,7 +16,7 @@
 //! doubt.
 
 use crate::framing::{self, last_token, parse_length, Decoder, Step};
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use pingora::prelude::fast_timeout::{fast_sleep, fast_timeout};
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
@@ -316,7 +316,10 @@ impl Client {
         if lengths > 1 || (lengths == 1 && coded) || (coded && (!chunked || http10)) {
             return Err(HeadError::Framing);
         }
-        let raw = self.buf.split_to(n).freeze();
+        // Copied out (a few hundred bytes): a slice would keep the whole read
+        // buffer alive for as long as the request, i.e. for a whole stream.
+        let raw = Bytes::copy_from_slice(&self.buf[..n]);
+        self.buf.advance(n);
         self.body = if chunked {
             ReqBody::Chunked(Decoder::default())
         } else {
@@ -415,6 +418,15 @@ impl Client {
         match self.stream.read_buf(&mut self.buf).await {
             Ok(0) | Err(_) => {}
             Ok(_) => std::future::pending::<()>().await,
+        }
+    }
+
+    /// Give up the read buffer while nothing is buffered: an open stream then
+    /// holds no read buffer on the client side (the close watch reads into a
+    /// small one, and the next request gets a new one).
+    pub fn release_buffer(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
         }
     }
 

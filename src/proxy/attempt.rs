@@ -135,7 +135,7 @@ pub async fn run(
     req: &Request,
     ctx: &mut RequestCtx,
     route: &ModelRoute,
-    body: &ParsedBody,
+    body: ParsedBody,
 ) -> io::Result<Done> {
     let rt = ctx.runtime.clone();
     let deadline = ctx.started + rt.config.retry.total_timeout;
@@ -145,7 +145,7 @@ pub async fn run(
         .max_attempts
         .map_or(usize::MAX, |m| m as usize)
         .min(route.targets.len());
-    let out = outgoing(req, ctx, body);
+    let out = outgoing(req, ctx, &body);
     let mut tried = TriedSet::default();
     // Drained upstreams get no new requests, not even fail-open ones.
     for (i, t) in route.targets.iter().enumerate() {
@@ -221,6 +221,13 @@ pub async fn run(
                     outcome: status.to_string(),
                 });
                 ctx.served_by = Some(target.upstream);
+                // The request body is no longer needed (no more attempts): an open
+                // stream should not hold it, nor the client buffer it sits in.
+                drop(out);
+                drop(body);
+                if ready.sse {
+                    client.release_buffer();
+                }
                 return Box::pin(commit(client, ctx, up, ready, deadline)).await;
             }
             Err(f) => {

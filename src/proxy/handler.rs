@@ -5,7 +5,7 @@
 use super::attempt;
 use super::ctx::RequestCtx;
 use super::respond;
-use super::rewrite::ParsedBody;
+use super::rewrite::{ParsedBody, CONCAT_LIMIT};
 use crate::config::LimitsConfig;
 use crate::downstream::{Client, Request};
 use crate::error::GatewayError;
@@ -72,10 +72,16 @@ pub async fn handle(client: &mut Client, req: &Request, ctx: &mut RequestCtx) ->
             return fail(client, ctx, e).await;
         }
     };
-    let parsed = match ParsedBody::parse(body) {
+    let mut parsed = match ParsedBody::parse(body) {
         Ok(p) => p,
         Err(msg) => return fail(client, ctx, GatewayError::BadRequest(msg)).await,
     };
+    if parsed.stream && parsed.body.len() <= CONCAT_LIMIT {
+        // A stream may stay open for minutes: it keeps a copy of its (small)
+        // body, not the connection's whole read buffer.
+        parsed.detach();
+        client.release_buffer();
+    }
     ctx.model = Some(parsed.model.clone());
     let Some(route) = rt.models.get(&parsed.model) else {
         return fail(
@@ -98,7 +104,7 @@ pub async fn handle(client: &mut Client, req: &Request, ctx: &mut RequestCtx) ->
             return fail(client, ctx, GatewayError::RateLimited { retry_after: wait }).await;
         }
     }
-    attempt::run(client, req, ctx, route, &parsed).await
+    attempt::run(client, req, ctx, route, parsed).await
 }
 
 async fn fail(client: &mut Client, ctx: &mut RequestCtx, e: GatewayError) -> io::Result<Done> {

@@ -54,6 +54,8 @@ pub struct ParsedBody {
     pub body: Bytes,
     /// The logical model the client asked for.
     pub model: String,
+    /// The client asked for a stream (`"stream": true`).
+    pub stream: bool,
     /// Byte range of the `model` value (quotes included) in `body`.
     span: Range<usize>,
 }
@@ -62,6 +64,9 @@ pub struct ParsedBody {
 struct Probe<'a> {
     #[serde(borrow)]
     model: Option<&'a RawValue>,
+    /// Raw, so a wrong type is the upstream's to reject, as before.
+    #[serde(borrow)]
+    stream: Option<&'a RawValue>,
 }
 
 impl ParsedBody {
@@ -87,11 +92,19 @@ impl ParsedBody {
         if end > body.len() {
             return Err("internal: model span outside body".into());
         }
+        let stream = probe.stream.is_some_and(|s| s.get() == "true");
         Ok(ParsedBody {
             body,
             model,
+            stream,
             span: start..end,
         })
+    }
+
+    /// Give the body its own allocation if it is a slice of a larger buffer, so
+    /// that buffer can be freed while the request lives on (a stream).
+    pub fn detach(&mut self) {
+        self.body = Bytes::copy_from_slice(&self.body);
     }
 
     /// The body with `model_json` (an encoded JSON string) in place of the model,

@@ -7,9 +7,9 @@
 //! the reader's buffer shared, so every read of a stream had to allocate a new one
 //! (12 KB per open stream in a heap profile).
 
-/// Bytes of the answer's end kept for the scan; OpenAI's final usage chunk is
-/// ~500 bytes.
-const TAIL: usize = 2048;
+/// Bytes of the answer's end kept for the scan: OpenAI's final usage chunk is
+/// ~500 bytes, and only the part from `"usage"` to the two counts is needed.
+const TAIL: usize = 1024;
 
 #[derive(Default, Clone)]
 pub struct UsageTail {

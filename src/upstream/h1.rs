@@ -4,7 +4,7 @@
 //! Why not Pingora's client session: it reserves a fixed 64 KiB body buffer per
 //! response (a large malloc and, for a stream, 64 KiB of RSS held for its whole
 //! life), and its parsed header has to be cloned before we can edit it. Here the
-//! read buffer starts at 4 KiB and grows only while reads fill it, body pieces are
+//! read buffer starts at 2 KiB and grows only while reads fill it, body pieces are
 //! split off that buffer without copying, and the parsed head is ours to keep.
 //! Connections still come from and go back to Pingora's pool
 //! ([`pingora::connectors::TransportConnector`]).
@@ -24,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 /// Largest response head accepted (Pingora's own limit is 1 MiB).
 const MAX_HEAD: usize = 1 << 20;
 const MAX_HEADERS: usize = 256;
-const MIN_READ: usize = 4 * 1024;
+const MIN_READ: usize = 2 * 1024;
 const MAX_READ: usize = 64 * 1024;
 
 /// Why a response could not be read. Names only, safe for logs and error text.
