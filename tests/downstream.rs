@@ -226,3 +226,41 @@ async fn malformed_heads_get_a_json_400_and_a_close() {
     }
     assert_eq!(m.hits(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stopping_closes_idle_connections_and_ends_kept_ones() {
+    let m = ok_mock().await;
+    let gw = Gateway::start(&config(
+        &upstream("up", &m.url(), ""),
+        "  chat: [{upstream: up, model: m}]\n",
+        "server: {grace_period_seconds: 10, graceful_shutdown_timeout_seconds: 1}",
+    ))
+    .await;
+    // One kept-alive connection idles; another is mid-request when the stop begins.
+    let mut idle = TcpStream::connect(&gw.addr).await.unwrap();
+    idle.write_all(chat_request("HTTP/1.1", "", false).as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut idle).await.status, 200);
+    let mut busy = TcpStream::connect(&gw.addr).await.unwrap();
+    let wire = chat_request("HTTP/1.1", "", false);
+    let (a, b) = wire.split_at(20);
+    busy.write_all(a.as_bytes()).await.unwrap();
+    gw.signal("TERM");
+    // The idle one is closed at once, long before the 10 s grace period ends.
+    let mut byte = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut byte))
+        .await
+        .expect("idle connection closed within 5 s")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    // The busy one is served, told it is the last answer, then closed.
+    busy.write_all(b.as_bytes()).await.unwrap();
+    let raw = read_to_close(&mut busy).await;
+    let answers = split_responses(&raw);
+    assert_eq!(answers.len(), 1);
+    assert!(answers[0].0.starts_with("HTTP/1.1 200"), "{}", answers[0].0);
+    assert!(answers[0]
+        .1
+        .contains(&("connection".into(), "close".into())));
+}

@@ -20,8 +20,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use pingora::prelude::fast_timeout::{fast_sleep, fast_timeout};
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -141,6 +143,10 @@ enum Framing {
 pub struct Client {
     stream: Stream,
     shutdown: ShutdownWatch,
+    /// Resolves when the server starts to stop. Made once per connection and
+    /// kept: its waiter registration (a lock inside tokio's watch channel) is
+    /// then not repeated for every request.
+    stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     buf: BytesMut,
     body: ReqBody,
     /// The answer's head, built until the first write sends it.
@@ -160,6 +166,7 @@ impl Client {
         Client {
             stream,
             shutdown,
+            stop: None,
             buf: BytesMut::new(),
             body: ReqBody::Done,
             head: BytesMut::new(),
@@ -198,11 +205,15 @@ impl Client {
                     if *self.shutdown.borrow() {
                         return Err(HeadError::Gone);
                     }
+                    let stop = self.stop.get_or_insert_with(|| {
+                        let mut rx = self.shutdown.clone();
+                        Box::pin(async move { stopping(&mut rx).await })
+                    });
                     let read = fast_timeout(KEEPALIVE_IDLE, self.stream.read_buf(&mut self.buf));
                     tokio::select! {
                         biased;
                         r = read => r.map_err(|_| HeadError::Gone)?,
-                        _ = stopping(&mut self.shutdown) => return Err(HeadError::Gone),
+                        _ = stop.as_mut() => return Err(HeadError::Gone),
                     }
                 }
                 _ => {
@@ -347,13 +358,13 @@ impl Client {
         self.read_body_by(None).await
     }
 
-    /// [`Self::read_body`], or a `TimedOut` error if it has to wait for the
-    /// client past `until`. A piece already received costs no timer.
-    pub async fn read_body_until(&mut self, until: Instant) -> io::Result<Option<Bytes>> {
-        self.read_body_by(Some(until)).await
+    /// [`Self::read_body`], or a `TimedOut` error if a read has to wait for the
+    /// client longer than `t`. A piece already received costs no timer.
+    pub async fn read_body_within(&mut self, t: Duration) -> io::Result<Option<Bytes>> {
+        self.read_body_by(Some(t)).await
     }
 
-    async fn read_body_by(&mut self, until: Option<Instant>) -> io::Result<Option<Bytes>> {
+    async fn read_body_by(&mut self, limit: Option<Duration>) -> io::Result<Option<Bytes>> {
         loop {
             match self.body {
                 ReqBody::Done => return Ok(None),
@@ -387,9 +398,9 @@ impl Client {
             }
             self.buf.reserve(READ_SIZE);
             let read = self.stream.read_buf(&mut self.buf);
-            let n = match until {
+            let n = match limit {
                 None => read.await?,
-                Some(t) => fast_timeout(t.saturating_duration_since(Instant::now()), read)
+                Some(t) => fast_timeout(t, read)
                     .await
                     .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??,
             };

@@ -324,11 +324,6 @@ fn budget(t: Duration, deadline: Instant) -> Duration {
     t.min(deadline.saturating_duration_since(Instant::now()))
 }
 
-/// `t` from now, capped by the deadline.
-fn until(t: Duration, deadline: Instant) -> Instant {
-    (Instant::now() + t).min(deadline)
-}
-
 /// A body read with its timeout as `None`, like [`within`].
 fn timed(r: Result<Option<Bytes>, H1Error>) -> Option<Result<Option<Bytes>, H1Error>> {
     match r {
@@ -395,7 +390,7 @@ async fn try_target(
     let mut scan = FirstEvent::default();
     let mut chunks = Vec::new();
     loop {
-        match timed(s.read_body_until(until(wait, deadline)).await) {
+        match timed(s.read_body_within(wait, deadline).await) {
             None if sse => return Err(Failure::timeout("first token timeout")),
             None => return Err(Failure::timeout("response timeout")),
             Some(Err(e)) => {
@@ -599,7 +594,7 @@ async fn commit(
         } else {
             tokio::select! {
                 biased;
-                r = s.read_body_until(until(up.cfg.idle_timeout, deadline)) => timed(r),
+                r = s.read_body_within(up.cfg.idle_timeout, deadline) => timed(r),
                 _ = client.closed() => {
                     ctx.client_gone = true;
                     return Ok(Done::Cut);

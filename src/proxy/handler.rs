@@ -13,7 +13,6 @@ use crate::state::{ClientKey, Runtime};
 use bytes::{Bytes, BytesMut};
 use http::Method;
 use std::io;
-use std::time::Instant;
 
 /// What the handler did; `Cut` drops the connection (a committed
 /// response could not be completed and must not look complete).
@@ -196,7 +195,7 @@ async fn read_body(
     let mut total = 0usize;
     loop {
         let chunk = client
-            .read_body_until(Instant::now() + limits.body_timeout)
+            .read_body_within(limits.body_timeout)
             .await
             .map_err(|e| match e.kind() {
                 io::ErrorKind::TimedOut => {

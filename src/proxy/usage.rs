@@ -51,11 +51,11 @@ pub fn scan(body: &[u8]) -> Option<Usage> {
 }
 
 fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).rposition(|w| w == needle)
+    memchr::memmem::rfind(hay, needle)
 }
 
 fn number_after(hay: &[u8], key: &[u8]) -> Option<u64> {
-    let at = hay.windows(key.len()).position(|w| w == key)? + key.len();
+    let at = memchr::memmem::find(hay, key)? + key.len();
     let rest = &hay[at..];
     let start = rest
         .iter()

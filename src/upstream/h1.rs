@@ -18,7 +18,7 @@ use pingora::protocols::Stream;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
 /// Largest response head accepted (Pingora's own limit is 1 MiB).
@@ -98,18 +98,21 @@ impl Conn {
         self.stream.flush().await
     }
 
-    /// Read more bytes into the buffer (by `until`, if given); `Ok(0)` is end
-    /// of stream.
-    async fn fill(&mut self, until: Option<Instant>) -> Result<usize, H1Error> {
+    /// Read more bytes into the buffer (waiting at most `limit`: a time, capped
+    /// by a deadline); `Ok(0)` is end of stream.
+    async fn fill(&mut self, limit: Option<(Duration, Instant)>) -> Result<usize, H1Error> {
         self.buf.reserve(self.read_size);
         let read = self.stream.read_buf(&mut self.buf);
-        let n = match until {
+        let n = match limit {
             None => read.await,
             // Pingora's timer wheel: a tokio timer that becomes the earliest one
             // wakes the runtime's driver, two extra syscalls.
-            Some(t) => fast_timeout(t.saturating_duration_since(Instant::now()), read)
-                .await
-                .map_err(|_| H1Error::Timeout)?,
+            Some((t, deadline)) => fast_timeout(
+                t.min(deadline.saturating_duration_since(Instant::now())),
+                read,
+            )
+            .await
+            .map_err(|_| H1Error::Timeout)?,
         }
         .map_err(|_| H1Error::Io)?;
         // Grow reads for large bodies; small answers and SSE events keep the
@@ -239,19 +242,26 @@ impl Conn {
         self.read_body_by(None).await
     }
 
-    /// [`Self::read_body`], or `Timeout` if reading has to wait past `until`.
-    /// A piece already buffered costs no timer.
-    pub async fn read_body_until(&mut self, until: Instant) -> Result<Option<Bytes>, H1Error> {
-        self.read_body_by(Some(until)).await
+    /// [`Self::read_body`], or `Timeout` if a read has to wait longer than `t`
+    /// or past `deadline`. A piece already buffered costs no timer (nor clock).
+    pub async fn read_body_within(
+        &mut self,
+        t: Duration,
+        deadline: Instant,
+    ) -> Result<Option<Bytes>, H1Error> {
+        self.read_body_by(Some((t, deadline))).await
     }
 
-    async fn read_body_by(&mut self, until: Option<Instant>) -> Result<Option<Bytes>, H1Error> {
+    async fn read_body_by(
+        &mut self,
+        limit: Option<(Duration, Instant)>,
+    ) -> Result<Option<Bytes>, H1Error> {
         loop {
             match self.body {
                 Body::Head => return Err(H1Error::BadHead),
                 Body::Done => return Ok(None),
                 Body::Length(left) => {
-                    if self.buf.is_empty() && self.fill(until).await? == 0 {
+                    if self.buf.is_empty() && self.fill(limit).await? == 0 {
                         return Err(H1Error::Closed);
                     }
                     let n = (self.buf.len() as u64).min(left) as usize;
@@ -264,7 +274,7 @@ impl Conn {
                     return Ok(Some(self.buf.split_to(n).freeze()));
                 }
                 Body::UntilClose => {
-                    if self.buf.is_empty() && self.fill(until).await? == 0 {
+                    if self.buf.is_empty() && self.fill(limit).await? == 0 {
                         self.body = Body::Done;
                         return Ok(None);
                     }
@@ -282,7 +292,7 @@ impl Conn {
                         framing::Step::Done => return Ok(None),
                         framing::Step::More => {}
                     }
-                    if self.fill(until).await? == 0 {
+                    if self.fill(limit).await? == 0 {
                         return Err(H1Error::Closed);
                     }
                 }
