@@ -1,4 +1,4 @@
-//! What `request_filter` does for every request: pick the endpoint, authenticate,
+//! What every request on the AI listener goes through: pick the endpoint, authenticate,
 //! read and parse the body, resolve the model, admit, then hand over to the
 //! attempt loop. Errors here are answered before any upstream is contacted.
 

@@ -6,8 +6,9 @@
 //! life), and its parsed header has to be cloned before we can edit it. Here the
 //! read buffer starts at 2 KiB and grows only while reads fill it, body pieces are
 //! split off that buffer without copying, and the parsed head is ours to keep.
-//! Connections still come from and go back to Pingora's pool
-//! ([`pingora::connectors::TransportConnector`]).
+//! New connections are opened by Pingora's
+//! [`pingora::connectors::TransportConnector`] (TCP, TLS); idle ones wait in
+//! [`super::pool`] with their read buffer.
 
 use crate::framing::{self, last_token, parse_length};
 use bytes::{Buf, Bytes, BytesMut};
