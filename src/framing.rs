@@ -165,6 +165,13 @@ impl FrameHead {
 /// Closes a chunked body.
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
+/// Split the next piece of a Content-Length body (`left` bytes still to come)
+/// off a non-empty read buffer: the piece and what is left after it.
+pub fn take_length(buf: &mut BytesMut, left: u64) -> (Bytes, u64) {
+    let n = (buf.len() as u64).min(left) as usize;
+    (buf.split_to(n).freeze(), left - n as u64)
+}
+
 /// A Content-Length value: digits only, no sign, no overflow.
 pub fn parse_length(v: &[u8]) -> Option<u64> {
     let v = v.trim_ascii();

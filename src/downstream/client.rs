@@ -238,7 +238,7 @@ impl Client {
         // Leading empty lines before a request are allowed (RFC 9112 2.2).
         while self.buf.starts_with(b"\r\n") || self.buf.starts_with(b"\n") {
             let n = if self.buf[0] == b'\r' { 2 } else { 1 };
-            let _ = self.buf.split_to(n);
+            self.buf.advance(n);
         }
         let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut []);
@@ -370,14 +370,13 @@ impl Client {
                 ReqBody::Done => return Ok(None),
                 ReqBody::Length(left) => {
                     if !self.buf.is_empty() {
-                        let n = (self.buf.len() as u64).min(left) as usize;
-                        let left = left - n as u64;
+                        let (piece, left) = framing::take_length(&mut self.buf, left);
                         self.body = if left == 0 {
                             ReqBody::Done
                         } else {
                             ReqBody::Length(left)
                         };
-                        return Ok(Some(self.buf.split_to(n).freeze()));
+                        return Ok(Some(piece));
                     }
                 }
                 ReqBody::Chunked(mut d) => {

@@ -265,14 +265,13 @@ impl Conn {
                     if self.buf.is_empty() && self.fill(limit).await? == 0 {
                         return Err(H1Error::Closed);
                     }
-                    let n = (self.buf.len() as u64).min(left) as usize;
-                    let left = left - n as u64;
+                    let (piece, left) = framing::take_length(&mut self.buf, left);
                     self.body = if left == 0 {
                         Body::Done
                     } else {
                         Body::Length(left)
                     };
-                    return Ok(Some(self.buf.split_to(n).freeze()));
+                    return Ok(Some(piece));
                 }
                 Body::UntilClose => {
                     if self.buf.is_empty() && self.fill(limit).await? == 0 {
