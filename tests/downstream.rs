@@ -10,12 +10,7 @@ use tokio::net::TcpStream;
 
 async fn gateway() -> (Mock, Gateway) {
     let m = ok_mock().await;
-    let gw = Gateway::start(&config(
-        &upstream("up", &m.url(), ""),
-        "  chat: [{upstream: up, model: m}]\n",
-        "",
-    ))
-    .await;
+    let gw = one_route(&m, "").await;
     (m, gw)
 }
 
@@ -230,11 +225,10 @@ async fn malformed_heads_get_a_json_400_and_a_close() {
 #[tokio::test(flavor = "multi_thread")]
 async fn stopping_closes_idle_connections_and_ends_kept_ones() {
     let m = ok_mock().await;
-    let gw = Gateway::start(&config(
-        &upstream("up", &m.url(), ""),
-        "  chat: [{upstream: up, model: m}]\n",
+    let gw = one_route(
+        &m,
         "server: {grace_period_seconds: 10, graceful_shutdown_timeout_seconds: 1}",
-    ))
+    )
     .await;
     // One kept-alive connection idles; another is mid-request when the stop begins.
     let mut idle = TcpStream::connect(&gw.addr).await.unwrap();

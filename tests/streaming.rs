@@ -18,12 +18,7 @@ async fn streaming_upstream(events: usize) -> (Mock, Gateway) {
         event_delay: Duration::ZERO,
     })
     .await;
-    let gw = Gateway::start(&config(
-        &upstream("up", &m.url(), ""),
-        "  chat: [{upstream: up, model: m}]\n",
-        "",
-    ))
-    .await;
+    let gw = one_route(&m, "").await;
     (m, gw)
 }
 

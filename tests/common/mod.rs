@@ -192,6 +192,17 @@ pub fn chat_body(model: &str, stream: bool) -> String {
     serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}).to_string()
 }
 
+/// The gateway with one route, `chat` -> upstream `up` (model `m`) at `m`,
+/// plus `extra` at top level.
+pub async fn one_route(m: &Mock, extra: &str) -> Gateway {
+    Gateway::start(&config(
+        &upstream("up", &m.url(), ""),
+        "  chat: [{upstream: up, model: m}]\n",
+        extra,
+    ))
+    .await
+}
+
 /// A config with the test client key; `upstreams` and `models` are YAML blocks
 /// (already indented by two spaces), `extra` is appended at top level.
 pub fn config(upstreams: &str, models: &str, extra: &str) -> String {
