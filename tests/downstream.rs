@@ -258,3 +258,47 @@ async fn stopping_closes_idle_connections_and_ends_kept_ones() {
         .1
         .contains(&("connection".into(), "close".into())));
 }
+
+/// Mangled requests (bytes flipped, CR/LF inserted, cut short, lines doubled):
+/// each gets a well-formed answer or a close, never a hang or a crash, and the
+/// gateway serves a normal request afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn mangled_requests_get_an_answer_or_a_close() {
+    let m = ok_mock().await;
+    let gw = one_route(&m, "limits: {header_timeout: 500ms, body_timeout: 500ms}").await;
+    let valid = chat_request("HTTP/1.1", "connection: close\r\n", false).into_bytes();
+    let mut rng = fastrand::Rng::with_seed(6);
+    for case in 0..150 {
+        let mut wire = valid.clone();
+        for _ in 0..rng.usize(1..4) {
+            let at = rng.usize(..wire.len());
+            match rng.u8(..5) {
+                0 => wire[at] = rng.u8(..),
+                1 => wire.insert(at, if rng.bool() { b'\r' } else { b'\n' }),
+                2 => wire.truncate(at.max(1)),
+                3 => {
+                    let line = b"content-length: 7\r\n";
+                    let at = wire.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
+                    wire.splice(at..at, line.iter().copied());
+                }
+                _ => wire.insert(at, b' '),
+            }
+        }
+        let mut s = TcpStream::connect(&gw.addr).await.unwrap();
+        s.write_all(&wire).await.unwrap();
+        // Half-close: a request cut short ends here instead of waiting.
+        let _ = s.shutdown().await;
+        let raw = read_to_close(&mut s).await;
+        if !raw.is_empty() {
+            assert!(
+                raw.starts_with(b"HTTP/1.1 ") || raw.starts_with(b"HTTP/1.0 "),
+                "case {case}: {}",
+                String::from_utf8_lossy(&raw)
+            );
+        }
+    }
+    let r = gw.chat("chat").await;
+    assert_eq!(r.status, 200);
+    // A panicking connection task would only drop its connection: check the log.
+    assert!(!gw.log().contains("panicked"), "{}", gw.log());
+}
