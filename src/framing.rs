@@ -172,6 +172,21 @@ pub fn take_length(buf: &mut BytesMut, left: u64) -> (Bytes, u64) {
     (buf.split_to(n).freeze(), left - n as u64)
 }
 
+/// Whether a connection stays open after a `Connection` header value, given
+/// what held before it: `close` ends it; `keep-alive` keeps an HTTP/1.0 one.
+pub fn keep_alive(value: &[u8], http10: bool, before: bool) -> bool {
+    value.split(|b| *b == b',').fold(before, |keep, t| {
+        let t = t.trim_ascii();
+        if t.eq_ignore_ascii_case(b"close") {
+            false
+        } else if http10 && t.eq_ignore_ascii_case(b"keep-alive") {
+            true
+        } else {
+            keep
+        }
+    })
+}
+
 /// A Content-Length value: digits only, no sign, no overflow.
 pub fn parse_length(v: &[u8]) -> Option<u64> {
     let v = v.trim_ascii();
@@ -251,6 +266,10 @@ mod tests {
         assert_eq!(parse_length(b"99999999999999999999"), None);
         assert_eq!(last_token(b"gzip, chunked"), b"chunked");
         assert_eq!(last_token(b"chunked, gzip"), b"gzip");
+        assert!(!keep_alive(b"Keep-Alive, close", false, true));
+        assert!(keep_alive(b"keep-alive", true, false));
+        assert!(!keep_alive(b"keep-alive", false, false));
+        assert!(keep_alive(b"upgrade", false, true));
     }
 
     #[test]

@@ -224,11 +224,11 @@ impl Client {
                         .map_err(|_| HeadError::Timeout)?
                 }
             };
-            match n {
-                Ok(0) | Err(_) => return Err(HeadError::Gone),
-                Ok(_) => {
-                    started.get_or_insert_with(Instant::now);
-                }
+            // The deadline starts with the first read after a partial head
+            // (microseconds after its first byte), so a head that arrives whole
+            // never reads the clock.
+            if matches!(n, Ok(0) | Err(_)) {
+                return Err(HeadError::Gone);
             }
         }
     }
@@ -310,14 +310,7 @@ impl Client {
                 coded = true;
                 chunked = last_token(h.value).eq_ignore_ascii_case(b"chunked");
             } else if name.eq_ignore_ascii_case(b"connection") {
-                for t in h.value.split(|b| *b == b',') {
-                    let t = t.trim_ascii();
-                    if t.eq_ignore_ascii_case(b"close") {
-                        keep_alive = false;
-                    } else if t.eq_ignore_ascii_case(b"keep-alive") && http10 {
-                        keep_alive = true;
-                    }
-                }
+                keep_alive = framing::keep_alive(h.value, http10, keep_alive);
             }
             headers.push((span(name), span(h.value)));
         }
@@ -350,6 +343,15 @@ impl Client {
             http10,
             headers,
         }))
+    }
+
+    /// The request body's length as its Content-Length gave it, before any of
+    /// it is read (`None`: chunked or already read).
+    pub fn body_length(&self) -> Option<u64> {
+        match self.body {
+            ReqBody::Length(l) => Some(l),
+            _ => None,
+        }
     }
 
     /// The next piece of the request body; `Ok(None)` at its end. Pieces are
@@ -544,14 +546,6 @@ impl Client {
             self.finished = true;
         }
         r
-    }
-
-    /// End the answer (sends the head if nothing was written yet).
-    pub async fn finish(&mut self) -> io::Result<()> {
-        if self.finished {
-            return Ok(());
-        }
-        self.write_body(&[], true).await
     }
 
     /// Status of the answer begun for this request (0: none).

@@ -10,7 +10,7 @@ use super::handler::Done;
 use super::respond;
 use super::rewrite::{ParsedBody, CONCAT_LIMIT};
 use super::sse::FirstEvent;
-use super::usage::UsageTail;
+use super::usage::{Usage, UsageTail};
 use crate::downstream::{Client, Request};
 use crate::error::{error_body, GatewayError};
 use crate::routing::{ModelRoute, Target, TriedSet};
@@ -578,10 +578,7 @@ async fn commit(
     if let Some(c) = first {
         if s.done() {
             // The whole answer was read before commit (the common plain case).
-            ctx.usage = usage.finish(&c);
-            release(up, s);
-            client.write_body(&c, true).await?;
-            return Ok(Done::Answered);
+            return last_piece(client, &mut ctx.usage, up, s, &mut usage, &c).await;
         }
         usage.push(&c);
         client.write_body(&c, false).await?;
@@ -604,19 +601,13 @@ async fn commit(
         match next {
             Some(Ok(Some(b))) => {
                 if s.done() {
-                    ctx.usage = usage.finish(&b);
-                    release(up, s);
-                    client.write_body(&b, true).await?;
-                    return Ok(Done::Answered);
+                    return last_piece(client, &mut ctx.usage, up, s, &mut usage, &b).await;
                 }
                 usage.push(&b);
                 client.write_body(&b, false).await?;
             }
             Some(Ok(None)) => {
-                ctx.usage = usage.finish(&[]);
-                release(up, s);
-                client.finish().await?;
-                return Ok(Done::Answered);
+                return last_piece(client, &mut ctx.usage, up, s, &mut usage, &[]).await
             }
             Some(Err(e)) => {
                 break format!("upstream connection broke mid-response ({})", e.as_str())
@@ -648,10 +639,21 @@ async fn commit(
     Ok(Done::Answered)
 }
 
-/// Pool the upstream connection if it can carry another exchange, before the
-/// client can see the end of its answer: its next request must find it there.
-fn release(up: &Upstream, s: Conn) {
+/// End a complete answer with its last piece (possibly empty). The upstream
+/// connection goes back to the pool before the client can see the end of its
+/// answer: the client's next request must find it there.
+async fn last_piece(
+    client: &mut Client,
+    found: &mut Option<Usage>,
+    up: &Upstream,
+    s: Conn,
+    usage: &mut UsageTail,
+    last: &[u8],
+) -> io::Result<Done> {
+    *found = usage.finish(last);
     up.keep(s);
+    client.write_body(last, true).await?;
+    Ok(Done::Answered)
 }
 
 /// Counts one SSE stream in flight while alive.

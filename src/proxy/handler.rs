@@ -173,9 +173,9 @@ async fn read_body(
     limits: &LimitsConfig,
 ) -> Result<Bytes, GatewayError> {
     let max = limits.max_body_bytes;
-    let declared = req
-        .header_str("content-length")
-        .and_then(|v| v.trim().parse::<usize>().ok());
+    let declared = client
+        .body_length()
+        .map(|l| usize::try_from(l).unwrap_or(usize::MAX));
     if declared.is_some_and(|n| n > max) {
         return Err(GatewayError::BodyTooLarge(max));
     }

@@ -107,10 +107,11 @@ impl Gateway {
             }
             HeadError::TooLarge => GatewayError::HeadersTooLarge(limits.max_header_bytes),
             HeadError::Malformed => GatewayError::BadRequest("malformed HTTP request head".into()),
-            HeadError::Framing => GatewayError::BadRequest(format!(
-                "{}: send either one Content-Length or Transfer-Encoding: chunked",
-                respond::FRAMING
-            )),
+            HeadError::Framing => GatewayError::BadRequest(
+                "ambiguous request framing: send either one Content-Length or \
+                 Transfer-Encoding: chunked"
+                    .into(),
+            ),
         };
         let mut ctx = RequestCtx::new(self.runtime.load_full(), self.metrics.clone());
         ctx.metrics.in_flight.inc();

@@ -40,9 +40,6 @@ pub async fn json(
     client.write_body(body, true).await
 }
 
-/// Prefix of framing errors: the body was not read, so the connection cannot be reused.
-pub const FRAMING: &str = "ambiguous request framing";
-
 pub async fn error(client: &mut Client, ctx: &RequestCtx, err: &GatewayError) -> io::Result<()> {
     let mut extra = Vec::new();
     if let Some(wait) = err.retry_after() {
@@ -55,14 +52,6 @@ pub async fn error(client: &mut Client, ctx: &RequestCtx, err: &GatewayError) ->
     }
     if matches!(err, GatewayError::MissingKey | GatewayError::InvalidKey) {
         extra.push(("www-authenticate", "Bearer".to_string()));
-    }
-    if matches!(
-        err,
-        GatewayError::BodyTooLarge(_) | GatewayError::HeadersTooLarge(_)
-    ) || matches!(err, GatewayError::BadRequest(m) if m.starts_with(FRAMING))
-    {
-        // The rest of an unread body would be parsed as the next request.
-        client.close_after();
     }
     json(client, ctx, err.status(), &err.body(), &extra).await
 }

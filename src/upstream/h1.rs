@@ -169,7 +169,8 @@ impl Conn {
             let mut length: Option<u64> = None;
             let mut chunked = false;
             let mut coded = false;
-            let mut close = resp.version == Some(0);
+            let http10 = resp.version == Some(0);
+            let mut keep_alive = !http10;
             for h in resp.headers.iter() {
                 let name =
                     HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| H1Error::BadHead)?;
@@ -184,14 +185,7 @@ impl Conn {
                     coded = true;
                     chunked = last_token(h.value).eq_ignore_ascii_case(b"chunked");
                 } else if name == http::header::CONNECTION {
-                    for t in h.value.split(|b| *b == b',') {
-                        let t = t.trim_ascii();
-                        if t.eq_ignore_ascii_case(b"close") {
-                            close = true;
-                        } else if t.eq_ignore_ascii_case(b"keep-alive") && resp.version == Some(0) {
-                            close = false;
-                        }
-                    }
+                    keep_alive = framing::keep_alive(h.value, http10, keep_alive);
                 }
                 // Copied: a slice of the read buffer would keep it shared for
                 // as long as the header lives (a whole stream), and then every
@@ -210,7 +204,7 @@ impl Conn {
             parts.status = status;
             parts.headers = headers;
             let head = ResponseHeader::from(parts);
-            self.keep_alive = !close;
+            self.keep_alive = keep_alive;
             self.body = if code == 204 || code == 304 {
                 Body::Done
             } else if chunked {
