@@ -6,7 +6,7 @@ use crate::admin::metrics::Metrics;
 use crate::admin::notify::Notifier;
 use crate::admin::reload::{Reloader, SighupReload};
 use crate::config::Config;
-use crate::downstream::Guarded;
+use crate::downstream::{AiListener, Guarded};
 use crate::proxy::Gateway;
 use crate::state::{Runtime, SharedRuntime};
 use crate::upstream::health::HealthChecker;
@@ -56,13 +56,6 @@ fn listener(addr: &str) -> ListenerConfig {
     // buffer: Pingora reads heads and bodies into buffers of its own, so the
     // default 64 KiB one per connection only added a copy.
     ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(0, 4096))
-}
-
-/// The AI listener: no L4 buffers at all. `downstream::Client` reads into its
-/// own buffer and writes each answer with one `writev`; a 64 KiB read buffer
-/// per connection (Pingora's default) was 640 MB of RSS at 10,000 open streams.
-fn ai_listener(addr: &str) -> ListenerConfig {
-    ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(0, 0))
 }
 
 /// A Pingora proxy service (the admin API) whose client connections get the
@@ -119,11 +112,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
         metrics: metrics.clone(),
         access_log: Arc::new(access),
     };
-    let mut proxy = Service::new("llmgate".to_string(), gateway);
-    for addr in &listen {
-        proxy.add_listener(ai_listener(addr));
-    }
-    server.add_service(proxy);
+    server.add_service(AiListener::new(listen.clone(), gateway));
     if let Some(a) = admin {
         let api = AdminApi {
             runtime: shared.clone(),

@@ -1,5 +1,5 @@
 //! The client side of HTTP/1.1 for the AI listener: read request heads and
-//! bodies off the accepted [`Stream`], write answers back with the right framing.
+//! bodies off the accepted `TcpStream`, write answers back with the right framing.
 //!
 //! Why not Pingora's server session: per request it boxed a 14 KB future
 //! (`HttpServerApp::process_new_http` is an async-trait method), built two
@@ -18,7 +18,6 @@
 use crate::framing::{self, last_token, parse_length, Decoder, Step};
 use bytes::{Buf, Bytes, BytesMut};
 use pingora::prelude::fast_timeout::{fast_sleep, fast_timeout};
-use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -26,6 +25,7 @@ use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// How long a kept-alive connection may idle before the next request.
 pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
@@ -141,7 +141,7 @@ enum Framing {
 
 /// One accepted client connection.
 pub struct Client {
-    stream: Stream,
+    stream: TcpStream,
     shutdown: ShutdownWatch,
     /// Resolves when the server starts to stop. Made once per connection and
     /// kept: its waiter registration (a lock inside tokio's watch channel) is
@@ -162,7 +162,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(stream: Stream, shutdown: ShutdownWatch) -> Self {
+    pub fn new(stream: TcpStream, shutdown: ShutdownWatch) -> Self {
         Client {
             stream,
             shutdown,
@@ -601,7 +601,10 @@ async fn stopping(shutdown: &mut ShutdownWatch) {
     }
 }
 
-async fn write_all_vectored(stream: &mut Stream, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+async fn write_all_vectored(
+    stream: &mut TcpStream,
+    mut slices: &mut [IoSlice<'_>],
+) -> io::Result<()> {
     while !slices.is_empty() {
         let n = stream.write_vectored(slices).await?;
         if n == 0 {

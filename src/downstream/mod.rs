@@ -5,6 +5,8 @@
 
 pub mod client;
 pub mod guard;
+pub mod listener;
 
 pub use client::{Client, HeadError, HeadLimits, Request};
 pub use guard::Guarded;
+pub use listener::AiListener;

@@ -7,8 +7,9 @@
 //! attempt::run         -> attempt loop + commit, always answers
 //! log                  -> metrics, one access-log line
 //! ```
-//! Pingora runs the listener, the process, graceful restart and the upstream
-//! connection pool; its HTTP proxy phases are not used here. They re-send a
+//! Pingora runs the process, signals and graceful restart (our listener
+//! service takes part in its socket hand-over); its HTTP proxy phases are not
+//! used here. They re-send a
 //! body on retry only from a 64 KiB buffer (design.md section 7), and their
 //! per-request server path cost more than the rest of the gateway together
 //! (docs/performance.md).
@@ -28,11 +29,9 @@ use crate::admin::metrics::{status_class, Metrics};
 use crate::downstream::{Client, HeadError, HeadLimits, Request};
 use crate::error::GatewayError;
 use crate::state::SharedRuntime;
-use async_trait::async_trait;
-use pingora::apps::ServerApp;
-use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
+use tokio::net::TcpStream;
 
 pub struct Gateway {
     pub runtime: SharedRuntime,
@@ -40,16 +39,11 @@ pub struct Gateway {
     pub access_log: Arc<AccessLog>,
 }
 
-#[async_trait]
-impl ServerApp for Gateway {
-    /// Serve every request of one connection; the connection is closed when
-    /// this returns (never handed back to Pingora).
-    async fn process_new(
-        self: &Arc<Self>,
-        stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        let mut client = Client::new(stream, shutdown.clone());
+impl Gateway {
+    /// Serve every request of one accepted connection (`downstream::listener`);
+    /// the connection is closed when this returns.
+    pub async fn serve_connection(&self, stream: TcpStream, shutdown: ShutdownWatch) {
+        let mut client = Client::new(stream, shutdown);
         loop {
             let limits = {
                 let rt = self.runtime.load();
@@ -61,19 +55,17 @@ impl ServerApp for Gateway {
             match client.read_request(&limits).await {
                 Ok(req) => {
                     if !self.serve(&mut client, &req).await || !client.reusable().await {
-                        return None;
+                        return;
                     }
                 }
                 Err(e) => {
                     self.refuse(client, e, &limits).await;
-                    return None;
+                    return;
                 }
             }
         }
     }
-}
 
-impl Gateway {
     /// One request, answered and logged. False: the connection must close (the
     /// client is gone, or a committed answer was cut).
     async fn serve(&self, client: &mut Client, req: &Request) -> bool {
