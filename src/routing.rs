@@ -2,6 +2,7 @@
 //! (design.md section 2, "Rules"). Pure and allocation-free per pick; the RNG is
 //! passed in so tests are deterministic.
 
+use crate::admin::metrics::ModelSeries;
 use crate::config::TargetConfig;
 use bytes::Bytes;
 use std::ops::Range;
@@ -22,6 +23,8 @@ pub struct ModelRoute {
     /// Sorted by priority (stable, so file order breaks ties).
     pub targets: Vec<Target>,
     tiers: Vec<Range<usize>>,
+    /// This model's metric series, resolved on first use.
+    pub series: ModelSeries,
 }
 
 impl ModelRoute {
@@ -44,7 +47,13 @@ impl ModelRoute {
                 _ => tiers.push(i..i + 1),
             }
         }
-        ModelRoute { targets, tiers }
+        // Served-by is always one of the targets' upstreams.
+        let upstreams = targets.iter().map(|t| t.upstream + 1).max().unwrap_or(0);
+        ModelRoute {
+            targets,
+            tiers,
+            series: ModelSeries::new(upstreams),
+        }
     }
 
     /// The next target to try: the first tier with a healthy untried target, weighted

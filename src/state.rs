@@ -1,6 +1,7 @@
 //! `Runtime`: everything the request path needs, built from a validated `Config`
 //! and held in an `ArcSwap`. A request pins the snapshot it started with.
 
+use crate::admin::metrics::ModelSeries;
 use crate::config::Config;
 use crate::limits::RateLimiter;
 use crate::routing::ModelRoute;
@@ -34,6 +35,8 @@ pub struct Runtime {
     /// Client key (exposed) -> key info. `None`: authentication disabled.
     pub keys: Option<HashMap<String, ClientKey>>,
     pub breaker: BreakerPolicy,
+    /// Metric series of requests for no configured model (`model="-"`).
+    pub unrouted: ModelSeries,
     /// One connector (and pool) per CA file; `None`: system roots.
     connectors: HashMap<Option<String>, Arc<Connector>>,
 }
@@ -107,6 +110,7 @@ impl Runtime {
             config,
             upstreams,
             models,
+            unrouted: ModelSeries::new(0),
             keys,
             breaker,
             connectors,

@@ -4,10 +4,12 @@
 
 use crate::state::Runtime;
 use crate::upstream::circuit::{now_ms, State};
+use once_cell::sync::OnceCell;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use std::time::Duration;
 
 pub struct Metrics {
     registry: Registry,
@@ -143,5 +145,147 @@ pub fn status_class(status: u16) -> &'static str {
         400..=499 => "4xx",
         500..=599 => "5xx",
         _ => "none",
+    }
+}
+
+const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+fn class_index(status: u16) -> usize {
+    match status {
+        100..=599 => usize::from(status / 100 - 1),
+        _ => 5,
+    }
+}
+
+/// One logical model's series, each resolved on first use and kept: a
+/// `with_label_values` lookup hashes every label and takes the vector's lock,
+/// and a request made six of them. Lives in the runtime snapshot, so a reload
+/// starts with empty slots; the series themselves stay in the registry.
+#[derive(Debug)]
+pub struct ModelSeries {
+    duration: OnceCell<Histogram>,
+    ttfb: OnceCell<Histogram>,
+    /// Index: upstream index; the last slot is "no upstream answered".
+    by_upstream: Box<[UpstreamSlot]>,
+}
+
+#[derive(Debug, Default)]
+struct UpstreamSlot {
+    requests: [OnceCell<IntCounter>; CLASSES.len()],
+    prompt: OnceCell<IntCounter>,
+    completion: OnceCell<IntCounter>,
+}
+
+/// What one finished request adds to the metrics.
+pub struct Observed<'a> {
+    pub model: &'a str,
+    /// Index and name of the upstream whose answer was sent.
+    pub upstream: Option<(usize, &'a str)>,
+    pub status: u16,
+    pub elapsed: Duration,
+    pub ttfb: Option<Duration>,
+    pub usage: Option<(u64, u64)>,
+}
+
+impl ModelSeries {
+    pub fn new(upstreams: usize) -> Self {
+        ModelSeries {
+            duration: OnceCell::new(),
+            ttfb: OnceCell::new(),
+            by_upstream: (0..=upstreams).map(|_| UpstreamSlot::default()).collect(),
+        }
+    }
+
+    pub fn observe(&self, m: &Metrics, o: &Observed<'_>) {
+        let model = o.model;
+        let (slot, upstream) = match o.upstream {
+            Some((i, name)) if i + 1 < self.by_upstream.len() => (&self.by_upstream[i], name),
+            _ => (&self.by_upstream[self.by_upstream.len() - 1], "-"),
+        };
+        let class = class_index(o.status);
+        slot.requests[class]
+            .get_or_init(|| {
+                m.requests
+                    .with_label_values(&[model, upstream, CLASSES[class]])
+            })
+            .inc();
+        self.duration
+            .get_or_init(|| m.duration.with_label_values(&[model]))
+            .observe(o.elapsed.as_secs_f64());
+        if let Some(t) = o.ttfb {
+            self.ttfb
+                .get_or_init(|| m.ttfb.with_label_values(&[model]))
+                .observe(t.as_secs_f64());
+        }
+        if let Some((prompt, completion)) = o.usage {
+            slot.prompt
+                .get_or_init(|| m.tokens.with_label_values(&[upstream, model, "prompt"]))
+                .inc_by(prompt);
+            slot.completion
+                .get_or_init(|| m.tokens.with_label_values(&[upstream, model, "completion"]))
+                .inc_by(completion);
+        }
+    }
+}
+
+/// An upstream's attempt counters for the two outcomes of every answered
+/// request, resolved on first use like [`ModelSeries`].
+#[derive(Debug, Default)]
+pub struct AttemptSeries {
+    ok: OnceCell<IntCounter>,
+    passthrough: OnceCell<IntCounter>,
+}
+
+impl AttemptSeries {
+    /// Count an attempt whose answer is sent: `ok` for 2xx, else `passthrough`.
+    pub fn answered(&self, m: &Metrics, upstream: &str, status: u16) {
+        let (cell, outcome) = if (200..300).contains(&status) {
+            (&self.ok, "ok")
+        } else {
+            (&self.passthrough, "passthrough")
+        };
+        cell.get_or_init(|| m.attempts.with_label_values(&[upstream, outcome]))
+            .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_series_count_like_direct_lookups() {
+        let m = Metrics::new().expect("metrics");
+        let s = ModelSeries::new(2);
+        let o = |upstream, status| Observed {
+            model: "chat",
+            upstream,
+            status,
+            elapsed: Duration::from_millis(5),
+            ttfb: Some(Duration::from_millis(1)),
+            usage: Some((3, 4)),
+        };
+        s.observe(&m, &o(Some((1, "b")), 200));
+        s.observe(&m, &o(Some((1, "b")), 200));
+        s.observe(&m, &o(None, 502));
+        s.observe(&m, &o(Some((7, "x")), 600));
+        let get = |l: &[&str]| m.requests.with_label_values(l).get();
+        assert_eq!(get(&["chat", "b", "2xx"]), 2);
+        assert_eq!(get(&["chat", "-", "5xx"]), 1);
+        assert_eq!(get(&["chat", "-", "none"]), 1);
+        assert_eq!(
+            m.tokens.with_label_values(&["b", "chat", "prompt"]).get(),
+            6
+        );
+        assert_eq!(
+            m.duration.with_label_values(&["chat"]).get_sample_count(),
+            4
+        );
+        assert_eq!(status_class(404), CLASSES[class_index(404)]);
+        let a = AttemptSeries::default();
+        a.answered(&m, "b", 200);
+        a.answered(&m, "b", 404);
+        assert_eq!(m.attempts.with_label_values(&["b", "ok"]).get(), 1);
+        assert_eq!(m.attempts.with_label_values(&["b", "passthrough"]).get(), 1);
     }
 }

@@ -17,7 +17,7 @@
 
 use crate::framing::{self, last_token, parse_length, Decoder, Step};
 use bytes::{Buf, Bytes, BytesMut};
-use pingora::prelude::fast_timeout::{fast_sleep, fast_timeout};
+use pingora::prelude::fast_timeout::fast_timeout;
 use pingora::server::ShutdownWatch;
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -38,9 +38,6 @@ const HEAD_SLACK: usize = 8 * 1024;
 /// the connection can be reused; a larger one closes it.
 const DRAIN_LIMIT: u64 = 256 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(2);
-/// The client-close watch starts after this: answers faster than that never pay
-/// for the extra read, and a disconnect is still noticed within milliseconds.
-const WATCH_DELAY: Duration = Duration::from_millis(20);
 
 /// Best-effort answer to a client cut for slowness; the connection closes after it.
 pub const TIMEOUT_RESPONSE: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: 107\r\nconnection: close\r\n\r\n{\"error\":{\"message\":\"request header not received in time\",\"type\":\"invalid_request_error\",\"code\":\"timeout\"}}";
@@ -424,12 +421,22 @@ impl Client {
     /// Resolves when the client closes its connection (or it breaks); pends
     /// forever if it sends more instead (a pipelined request, kept for later).
     /// Only for use once the request body has been read.
+    ///
+    /// Waits on the socket's readiness, not on a read: tokio clears readiness
+    /// when a read leaves the socket drained, so while the client stays quiet
+    /// this costs no system call and no timer.
     pub async fn closed(&mut self) {
-        fast_sleep(WATCH_DELAY).await;
-        self.buf.reserve(64);
-        match self.stream.read_buf(&mut self.buf).await {
-            Ok(0) | Err(_) => {}
-            Ok(_) => std::future::pending::<()>().await,
+        loop {
+            if self.stream.readable().await.is_err() {
+                return;
+            }
+            self.buf.reserve(64);
+            match self.stream.try_read_buf(&mut self.buf) {
+                Ok(0) => return,
+                Ok(_) => std::future::pending::<()>().await,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
         }
     }
 

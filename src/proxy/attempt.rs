@@ -201,15 +201,7 @@ pub async fn run(
         match result {
             Ok(ready) => {
                 let status = ready.header.status.as_u16();
-                let outcome = if (200..300).contains(&status) {
-                    "ok"
-                } else {
-                    "passthrough"
-                };
-                ctx.metrics
-                    .attempts
-                    .with_label_values(&[up.name(), outcome])
-                    .inc();
+                up.attempts.answered(&ctx.metrics, up.name(), status);
                 if status >= 500 || status == 429 {
                     // Passed through (not in retry_on), but still a sign of trouble.
                     record_failure(&rt, up, None);

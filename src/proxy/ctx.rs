@@ -78,6 +78,36 @@ pub fn request_id(client: Option<&[u8]>) -> String {
         Some(v) if !v.is_empty() && v.len() <= 128 && v.iter().all(|b| b.is_ascii_graphic()) => {
             String::from_utf8_lossy(v).into_owned()
         }
-        _ => format!("{:032x}", fastrand::u128(..)),
+        _ => {
+            // By hand: `format!` through the formatting machinery cost more
+            // than the rest of the request's bookkeeping.
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            let v = fastrand::u128(..);
+            (0..32)
+                .rev()
+                .map(|i| HEX[((v >> (4 * i)) & 0xf) as usize] as char)
+                .collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_id;
+
+    #[test]
+    fn request_ids_are_kept_or_made_as_32_hex_digits() {
+        assert_eq!(request_id(Some(b"abc-123")), "abc-123");
+        for bad in [&b""[..], b"has space", &[b'x'; 129]] {
+            let id = request_id(Some(bad));
+            assert_eq!(id.len(), 32, "{id}");
+        }
+        let a = request_id(None);
+        assert!(
+            a.len() == 32
+                && a.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_ne!(a, request_id(None));
     }
 }

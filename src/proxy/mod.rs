@@ -17,6 +17,7 @@
 mod attempt;
 mod ctx;
 mod handler;
+pub mod json;
 mod respond;
 pub mod rewrite;
 pub mod sse;
@@ -25,7 +26,7 @@ pub mod usage;
 pub use ctx::RequestCtx;
 
 use crate::admin::access_log::AccessLog;
-use crate::admin::metrics::{status_class, Metrics};
+use crate::admin::metrics::{Metrics, Observed};
 use crate::downstream::{Client, HeadError, HeadLimits, Request};
 use crate::error::GatewayError;
 use crate::state::SharedRuntime;
@@ -122,33 +123,26 @@ impl Gateway {
         m.in_flight.dec();
         let rt = &ctx.runtime;
         // Labels stay bounded: only configured model and upstream names.
-        let model = ctx
+        let (model, series) = ctx
             .model
             .as_deref()
-            .filter(|m| rt.models.contains_key(*m))
-            .unwrap_or("-");
+            .and_then(|m| rt.models.get_key_value(m))
+            .map_or(("-", &rt.unrouted), |(name, r)| (name.as_str(), &r.series));
         let upstream = ctx
             .served_by
-            .and_then(|i| rt.upstreams.get(i))
-            .map_or("-", |u| u.name());
-        m.requests
-            .with_label_values(&[model, upstream, status_class(status)])
-            .inc();
+            .and_then(|i| rt.upstreams.get(i).map(|u| (i, u.name())));
         let elapsed = ctx.started.elapsed();
-        m.duration
-            .with_label_values(&[model])
-            .observe(elapsed.as_secs_f64());
-        if let Some(t) = ctx.ttfb {
-            m.ttfb.with_label_values(&[model]).observe(t.as_secs_f64());
-        }
-        if let Some((prompt, completion)) = ctx.usage {
-            m.tokens
-                .with_label_values(&[upstream, model, "prompt"])
-                .inc_by(prompt);
-            m.tokens
-                .with_label_values(&[upstream, model, "completion"])
-                .inc_by(completion);
-        }
+        series.observe(
+            m,
+            &Observed {
+                model,
+                upstream,
+                status,
+                elapsed,
+                ttfb: ctx.ttfb,
+                usage: ctx.usage,
+            },
+        );
         if self.access_log.enabled() {
             self.access_log
                 .write(access_line(req, ctx, status, elapsed));

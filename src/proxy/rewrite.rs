@@ -1,53 +1,18 @@
-//! The request body is parsed once (syntax checked in full, nothing built but the
-//! `model` span); each attempt splices the target's model into the original bytes.
+//! The request body is parsed once (`json::scan`: syntax checked in full, nothing
+//! built but the `model` span); each attempt splices the target's model into the original bytes.
 //! Every other byte of the body reaches the upstream unchanged.
 
+use super::json::ScanError;
 use bytes::{Bytes, BytesMut};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::ops::Range;
 
 /// Bodies up to this size are sent as one contiguous buffer (one write); larger
 /// ones as three zero-copy slices, so a 1 MiB body is never copied.
 pub const CONCAT_LIMIT: usize = 16 * 1024;
 
-/// Deepest JSON nesting accepted (serde_json's own limit for values it builds).
-/// Skipped values are parsed without recursion, so this is checked explicitly: a
-/// deeply nested body must not reach an upstream parser either.
+/// Deepest JSON nesting accepted (serde_json's own limit for values it builds):
+/// a deeply nested body must not reach an upstream parser either.
 pub const MAX_DEPTH: usize = 128;
-
-/// Whether `[`/`{` nesting outside strings goes deeper than `limit`. Strings
-/// (most of a chat body) are skipped with memchr, not byte by byte.
-fn nesting_exceeds(body: &[u8], limit: usize) -> bool {
-    let mut depth = 0usize;
-    let mut i = 0;
-    while let Some(&b) = body.get(i) {
-        i += 1;
-        match b {
-            b'"' => loop {
-                // Unterminated: the JSON parser reports it.
-                let Some(j) = body.get(i..).and_then(|r| memchr::memchr2(b'"', b'\\', r)) else {
-                    return false;
-                };
-                let escape = body[i + j] == b'\\';
-                i += j + 1;
-                if !escape {
-                    break;
-                }
-                i += 1; // the escaped byte
-            },
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
-}
 
 #[derive(Debug)]
 pub struct ParsedBody {
@@ -60,44 +25,28 @@ pub struct ParsedBody {
     span: Range<usize>,
 }
 
-#[derive(Deserialize)]
-struct Probe<'a> {
-    #[serde(borrow)]
-    model: Option<&'a RawValue>,
-    /// Raw, so a wrong type is the upstream's to reject, as before.
-    #[serde(borrow)]
-    stream: Option<&'a RawValue>,
-}
-
 impl ParsedBody {
     pub fn parse(body: Bytes) -> Result<ParsedBody, String> {
         let first = body.iter().find(|b| !b.is_ascii_whitespace());
         if first != Some(&b'{') {
             return Err("request body must be a JSON object".into());
         }
-        if nesting_exceeds(&body, MAX_DEPTH) {
-            return Err(format!("request body nests deeper than {MAX_DEPTH} levels"));
-        }
-        let probe: Probe = serde_json::from_slice(&body)
-            .map_err(|e| format!("request body is not valid JSON: {e}"))?;
-        let raw = probe.model.ok_or("request body has no `model`")?;
-        let model: String =
-            serde_json::from_str(raw.get()).map_err(|_| "`model` must be a string".to_string())?;
+        let fields = super::json::scan(&body, MAX_DEPTH).map_err(|e| match e {
+            ScanError::TooDeep(_) => format!("request body nests deeper than {MAX_DEPTH} levels"),
+            e => format!("request body is not valid JSON: {e}"),
+        })?;
+        let span = fields.model.ok_or("request body has no `model`")?;
+        let model: String = serde_json::from_slice(&body[span.clone()])
+            .map_err(|_| "`model` must be a string".to_string())?;
         if model.is_empty() {
             return Err("`model` must not be empty".into());
         }
-        // The RawValue borrows from `body`, so its offset is a pointer difference.
-        let start = (raw.get().as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
-        let end = start + raw.get().len();
-        if end > body.len() {
-            return Err("internal: model span outside body".into());
-        }
-        let stream = probe.stream.is_some_and(|s| s.get() == "true");
+        let stream = fields.stream.is_some_and(|s| &body[s] == b"true");
         Ok(ParsedBody {
             body,
             model,
             stream,
-            span: start..end,
+            span,
         })
     }
 
@@ -137,55 +86,6 @@ impl ParsedBody {
 
 #[cfg(test)]
 mod tests {
-    /// Byte-at-a-time reference for `nesting_exceeds`.
-    fn nesting_reference(body: &[u8], limit: usize) -> bool {
-        let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
-        for &b in body {
-            if in_str {
-                if escaped {
-                    escaped = false;
-                } else if b == b'\\' {
-                    escaped = true;
-                } else if b == b'"' {
-                    in_str = false;
-                }
-                continue;
-            }
-            match b {
-                b'"' => in_str = true,
-                b'[' | b'{' => {
-                    depth += 1;
-                    if depth > limit {
-                        return true;
-                    }
-                }
-                b']' | b'}' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
-        }
-        false
-    }
-
-    #[test]
-    fn nesting_scan_agrees_with_the_reference() {
-        let alphabet = b"[]{}\"\\a";
-        let mut rng = fastrand::Rng::with_seed(7);
-        for _ in 0..20_000 {
-            let len = rng.usize(0..24);
-            let body: Vec<u8> = (0..len)
-                .map(|_| alphabet[rng.usize(..alphabet.len())])
-                .collect();
-            for limit in [0, 1, 2, 3] {
-                assert_eq!(
-                    super::nesting_exceeds(&body, limit),
-                    nesting_reference(&body, limit),
-                    "{:?} limit {limit}",
-                    String::from_utf8_lossy(&body)
-                );
-            }
-        }
-    }
-
     use super::*;
 
     fn rewrite(body: &str, model: &str) -> String {

@@ -7,6 +7,9 @@
 //! the reader's buffer shared, so every read of a stream had to allocate a new one
 //! (12 KB per open stream in a heap profile).
 
+use memchr::memmem::{Finder, FinderRev};
+use once_cell::sync::Lazy;
+
 /// Bytes of the answer's end kept for the scan: OpenAI's final usage chunk is
 /// ~500 bytes, and only the part from `"usage"` to the two counts is needed.
 const TAIL: usize = 1024;
@@ -40,22 +43,24 @@ impl UsageTail {
     }
 }
 
+// Built once: `memmem::find` builds its searcher on every call, which cost
+// more than the search itself on a 1 KB answer.
+static USAGE: Lazy<FinderRev<'static>> = Lazy::new(|| FinderRev::new(b"\"usage\""));
+static PROMPT: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"prompt_tokens\""));
+static COMPLETION: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"completion_tokens\""));
+
 /// The last `"usage"` object's prompt and completion token counts in `body`.
 pub fn scan(body: &[u8]) -> Option<Usage> {
-    let at = rfind(body, b"\"usage\"")?;
+    let at = USAGE.rfind(body)?;
     let tail = &body[at..];
     Some((
-        number_after(tail, b"\"prompt_tokens\"")?,
-        number_after(tail, b"\"completion_tokens\"")?,
+        number_after(tail, &PROMPT)?,
+        number_after(tail, &COMPLETION)?,
     ))
 }
 
-fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::rfind(hay, needle)
-}
-
-fn number_after(hay: &[u8], key: &[u8]) -> Option<u64> {
-    let at = memchr::memmem::find(hay, key)? + key.len();
+fn number_after(hay: &[u8], key: &Finder<'_>) -> Option<u64> {
+    let at = key.find(hay)? + key.needle().len();
     let rest = &hay[at..];
     let start = rest
         .iter()

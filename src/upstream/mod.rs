@@ -6,6 +6,7 @@ pub mod h1;
 pub mod health;
 pub mod pool;
 
+use crate::admin::metrics::AttemptSeries;
 use crate::config::UpstreamConfig;
 use h1::Conn;
 use health::Health;
@@ -35,6 +36,8 @@ pub struct Upstream {
     pool_key: u64,
     /// Idle connections kept per thread (`server.upstream_keepalive_pool_size`).
     pool_max: usize,
+    /// Attempt counters for answered requests, resolved on first use.
+    pub attempts: AttemptSeries,
 }
 
 impl Upstream {
@@ -87,6 +90,7 @@ impl Upstream {
             health,
             connector,
             pool_max,
+            attempts: AttemptSeries::default(),
         })
     }
 
