@@ -163,6 +163,60 @@ impl FrameHead {
 }
 
 /// Closes a chunked body.
+/// Header lines of a parsed head, as offsets into the head's own bytes (one
+/// copy of the head instead of an allocation per name and value). Names are
+/// kept as sent; lookups are ASCII case-insensitive.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderLines {
+    raw: Bytes,
+    lines: Vec<((u32, u32), (u32, u32))>,
+}
+
+impl HeaderLines {
+    /// `lines`: slices of `head` (as httparse returns them); `keep` filters them.
+    pub fn copy_from<'a>(
+        head: &'a [u8],
+        lines: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])>,
+        keep: impl Fn(&[u8]) -> bool,
+    ) -> HeaderLines {
+        let base = head.as_ptr() as usize;
+        let span = |s: &[u8]| {
+            let at = (s.as_ptr() as usize).wrapping_sub(base);
+            (at as u32, (at + s.len()) as u32)
+        };
+        let mut v = Vec::with_capacity(lines.len());
+        for (n, val) in lines {
+            if keep(n) {
+                v.push((span(n), span(val)));
+            }
+        }
+        HeaderLines {
+            raw: Bytes::copy_from_slice(head),
+            lines: v,
+        }
+    }
+
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.lines.iter().map(|(n, v)| {
+            (
+                &self.raw[n.0 as usize..n.1 as usize],
+                &self.raw[v.0 as usize..v.1 as usize],
+            )
+        })
+    }
+
+    /// The first value of header `name`.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+}
+
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// Split the next piece of a Content-Length body (`left` bytes still to come)

@@ -15,7 +15,7 @@
 //! answers then carry `connection: close`), and closing whenever framing is in
 //! doubt.
 
-use crate::framing::{self, last_token, parse_length, Decoder, Step};
+use crate::framing::{self, last_token, parse_length, Decoder, HeaderLines, Step};
 use bytes::{Buf, Bytes, BytesMut};
 use pingora::prelude::fast_timeout::fast_timeout;
 use pingora::server::ShutdownWatch;
@@ -68,21 +68,20 @@ pub enum HeadError {
 
 type Span = (u32, u32);
 
-/// One parsed request head. Names and values are offsets into `raw`.
+/// One parsed request head. The target's parts are offsets into the head.
 #[derive(Debug)]
 pub struct Request {
-    raw: Bytes,
     pub method: http::Method,
     path: Span,
     query: Option<Span>,
     pub http10: bool,
-    headers: Vec<(Span, Span)>,
+    head: HeaderLines,
 }
 
 impl Request {
     fn text(&self, s: Span) -> &str {
         // Request targets are checked by httparse to be visible ASCII.
-        std::str::from_utf8(&self.raw[s.0 as usize..s.1 as usize]).unwrap_or("")
+        std::str::from_utf8(&self.head.raw()[s.0 as usize..s.1 as usize]).unwrap_or("")
     }
 
     /// The path without the query (`/v1/chat/completions`).
@@ -99,19 +98,12 @@ impl Request {
 
     /// All header lines, in order, names as sent.
     pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.headers.iter().map(|(n, v)| {
-            (
-                &self.raw[n.0 as usize..n.1 as usize],
-                &self.raw[v.0 as usize..v.1 as usize],
-            )
-        })
+        self.head.iter()
     }
 
     /// The first value of header `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+        self.head.get(name)
     }
 
     pub fn header_str(&self, name: &str) -> Option<&str> {
@@ -288,7 +280,6 @@ impl Client {
         });
         let http10 = req.version == Some(0);
         let mut size = target.len();
-        let mut headers = Vec::with_capacity(req.headers.len());
         let mut lengths = 0usize;
         let mut length: Option<u64> = None;
         let mut coded = false;
@@ -309,7 +300,6 @@ impl Client {
             } else if name.eq_ignore_ascii_case(b"connection") {
                 keep_alive = framing::keep_alive(h.value, http10, keep_alive);
             }
-            headers.push((span(name), span(h.value)));
         }
         if size > max_header_bytes {
             return Err(HeadError::TooLarge);
@@ -319,7 +309,8 @@ impl Client {
         }
         // Copied out (a few hundred bytes): a slice would keep the whole read
         // buffer alive for as long as the request, i.e. for a whole stream.
-        let raw = Bytes::copy_from_slice(&self.buf[..n]);
+        let lines = req.headers.iter().map(|h| (h.name.as_bytes(), h.value));
+        let head = HeaderLines::copy_from(&self.buf[..n], lines, |_| true);
         self.buf.advance(n);
         self.body = if chunked {
             ReqBody::Chunked(Decoder::default())
@@ -333,12 +324,11 @@ impl Client {
         self.http10 = http10;
         self.head_request = method == http::Method::HEAD;
         Ok(Some(Request {
-            raw,
             method,
             path,
             query,
             http10,
-            headers,
+            head,
         }))
     }
 
@@ -480,6 +470,14 @@ impl Client {
     /// constants, or values an HTTP parser accepted).
     pub fn header(&mut self, name: &[u8], value: &[u8]) {
         crate::upstream::h1::put_header(&mut self.head, name, value);
+    }
+
+    /// [`Self::header`] with the name in lower case, as HTTP/2 and most
+    /// proxies pass names on (an upstream's own spelling is not kept).
+    pub fn header_lowercase(&mut self, name: &[u8], value: &[u8]) {
+        let at = self.head.len();
+        self.header(name, value);
+        self.head[at..at + name.len()].make_ascii_lowercase();
     }
 
     /// End the head: `length` for a body of known size, else chunked (or, for

@@ -16,11 +16,9 @@ use crate::error::{error_body, GatewayError};
 use crate::routing::{ModelRoute, Target, TriedSet};
 use crate::state::Runtime;
 use crate::upstream::circuit::now_ms;
-use crate::upstream::h1::{put_header, Conn, H1Error};
+use crate::upstream::h1::{put_header, Conn, H1Error, Head};
 use crate::upstream::Upstream;
 use bytes::{Bytes, BytesMut};
-use http::header;
-use pingora::http::ResponseHeader;
 use pingora::prelude::fast_timeout::fast_timeout;
 use pingora::ErrorType;
 use std::future::Future;
@@ -115,7 +113,7 @@ impl Failure {
 /// An upstream answer ready to commit: headers read, first bytes buffered.
 struct Ready {
     up: Conn,
-    header: Box<ResponseHeader>,
+    header: Head,
     chunks: Vec<Bytes>,
     sse: bool,
 }
@@ -200,7 +198,7 @@ pub async fn run(
         };
         match result {
             Ok(ready) => {
-                let status = ready.header.status.as_u16();
+                let status = ready.header.status;
                 up.attempts.answered(&ctx.metrics, up.name(), status);
                 if status >= 500 || status == 429 {
                     // Passed through (not in retry_on), but still a sign of trouble.
@@ -353,7 +351,7 @@ async fn try_target(
             }
         }
     };
-    let status = header.status.as_u16();
+    let status = header.status;
     if up.retries_on(status) {
         return Err(Failure {
             reason: format!("status {status}"),
@@ -372,8 +370,8 @@ async fn try_target(
     }
     let sse = header
         .headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        .get("content-type")
+        .is_some_and(|v| v.starts_with(b"text/event-stream"));
     let wait = if sse {
         cfg.first_token_timeout
     } else {
@@ -452,7 +450,7 @@ async fn send(
     target: &Target,
     out: &Outgoing<'_>,
     deadline: Instant,
-) -> Result<(Conn, Box<ResponseHeader>), Failure> {
+) -> Result<(Conn, Head), Failure> {
     let cfg = &up.cfg;
     let body = out.body.spliced(&target.model_json);
     let len: usize = body.iter().map(|p| p.len()).sum();
@@ -499,17 +497,18 @@ async fn send(
     match within(cfg.response_timeout, deadline, exchange).await {
         None => Err(Failure::timeout("response timeout")),
         Some(Err(f)) => Err(f),
-        Some(Ok(h)) => Ok((conn, Box::new(h))),
+        Some(Ok(h)) => Ok((conn, h)),
     }
 }
 
 /// `Retry-After` (seconds or HTTP date) or OpenAI's `x-ratelimit-reset-*` ("1s", "6m0s").
-fn retry_after(h: &ResponseHeader) -> Option<Duration> {
-    if let Some(v) = h
-        .headers
-        .get(header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-    {
+fn retry_after(h: &Head) -> Option<Duration> {
+    let text = |name: &str| {
+        h.headers
+            .get(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    };
+    if let Some(v) = text("retry-after") {
         let v = v.trim();
         if let Ok(secs) = v.parse::<u64>() {
             return Some(Duration::from_secs(secs));
@@ -520,7 +519,7 @@ fn retry_after(h: &ResponseHeader) -> Option<Duration> {
     }
     ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
         .iter()
-        .filter_map(|k| h.headers.get(*k).and_then(|v| v.to_str().ok()))
+        .filter_map(|k| text(k))
         .filter_map(|v| humantime::parse_duration(v.trim()).ok())
         .min()
 }
@@ -546,13 +545,16 @@ async fn commit(
         None
     } else {
         resp.headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| crate::framing::parse_length(v.as_bytes()))
+            .get("content-length")
+            .and_then(crate::framing::parse_length)
     };
-    client.start(resp.status.as_u16());
+    client.start(resp.status);
     for (k, v) in resp.headers.iter() {
-        if !NOT_RETURNED.contains(&k.as_str()) {
-            client.header(k.as_str().as_bytes(), v.as_bytes());
+        if !NOT_RETURNED
+            .iter()
+            .any(|n| n.as_bytes().eq_ignore_ascii_case(k))
+        {
+            client.header_lowercase(k, v);
         }
     }
     respond::stamp(client, ctx);

@@ -83,10 +83,11 @@ pub fn request_id(client: Option<&[u8]>) -> String {
             // than the rest of the request's bookkeeping.
             const HEX: &[u8; 16] = b"0123456789abcdef";
             let v = fastrand::u128(..);
-            (0..32)
-                .rev()
-                .map(|i| HEX[((v >> (4 * i)) & 0xf) as usize] as char)
-                .collect()
+            let mut id = [0u8; 32];
+            for (i, d) in id.iter_mut().enumerate() {
+                *d = HEX[((v >> (4 * (31 - i))) & 0xf) as usize];
+            }
+            String::from_utf8_lossy(&id).into_owned()
         }
     }
 }

@@ -10,10 +10,8 @@
 //! [`pingora::connectors::TransportConnector`] (TCP, TLS); idle ones wait in
 //! [`super::pool`] with their read buffer.
 
-use crate::framing::{self, last_token, parse_length};
+use crate::framing::{self, last_token, parse_length, HeaderLines};
 use bytes::{Buf, Bytes, BytesMut};
-use http::{HeaderName, HeaderValue};
-use pingora::http::ResponseHeader;
 use pingora::prelude::fast_timeout::fast_timeout;
 use pingora::protocols::Stream;
 use std::mem::MaybeUninit;
@@ -68,6 +66,14 @@ enum Body {
     /// No length: the body ends when the peer closes.
     UntilClose,
     Done,
+}
+
+/// A response head: its status and header lines as received, less a
+/// Content-Length that Transfer-Encoding overrides.
+#[derive(Debug)]
+pub struct Head {
+    pub status: u16,
+    pub headers: HeaderLines,
 }
 
 /// One upstream HTTP/1.1 connection carrying one exchange.
@@ -125,7 +131,7 @@ impl Conn {
     }
 
     /// Read the response head, skipping informational (1xx) answers.
-    pub async fn read_head(&mut self) -> Result<ResponseHeader, H1Error> {
+    pub async fn read_head(&mut self) -> Result<Head, H1Error> {
         loop {
             if !self.buf.is_empty() {
                 if let Some(head) = self.parse_head()? {
@@ -142,7 +148,7 @@ impl Conn {
     }
 
     /// `Ok(None)`: incomplete (or a skipped 1xx and nothing more buffered).
-    fn parse_head(&mut self) -> Result<Option<ResponseHeader>, H1Error> {
+    fn parse_head(&mut self) -> Result<Option<Head>, H1Error> {
         loop {
             let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
             let mut resp = httparse::Response::new(&mut []);
@@ -164,46 +170,47 @@ impl Conn {
                 }
                 continue;
             }
-            let status = http::StatusCode::from_u16(code).map_err(|_| H1Error::BadHead)?;
-            let mut headers = http::HeaderMap::with_capacity(resp.headers.len());
+            if code > 999 {
+                return Err(H1Error::BadHead);
+            }
             let mut length: Option<u64> = None;
             let mut chunked = false;
             let mut coded = false;
             let http10 = resp.version == Some(0);
             let mut keep_alive = !http10;
             for h in resp.headers.iter() {
-                let name =
-                    HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| H1Error::BadHead)?;
-                if name == http::header::CONTENT_LENGTH {
+                let name = h.name.as_bytes();
+                if name.eq_ignore_ascii_case(b"content-length") {
                     let l = parse_length(h.value).ok_or(H1Error::BadFraming)?;
                     if length.is_some_and(|prev| prev != l) {
                         return Err(H1Error::BadFraming);
                     }
                     length = Some(l);
-                } else if name == http::header::TRANSFER_ENCODING {
+                } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
                     // Only "chunked" as the final coding frames the body (RFC 9112 6.3).
                     coded = true;
                     chunked = last_token(h.value).eq_ignore_ascii_case(b"chunked");
-                } else if name == http::header::CONNECTION {
+                } else if name.eq_ignore_ascii_case(b"connection") {
                     keep_alive = framing::keep_alive(h.value, http10, keep_alive);
                 }
-                // Copied: a slice of the read buffer would keep it shared for
-                // as long as the header lives (a whole stream), and then every
-                // later read would need a new buffer.
-                let value = HeaderValue::from_bytes(h.value).map_err(|_| H1Error::BadHead)?;
-                headers.append(name, value);
             }
             if coded {
-                // Transfer-Encoding overrides Content-Length (RFC 9112 6.3): the
-                // length must not reach the client with a body framed otherwise.
-                headers.remove(http::header::CONTENT_LENGTH);
                 length = None;
             }
+            // Copied: a slice of the read buffer would keep it shared for as
+            // long as the head lives (a whole stream), and then every later
+            // read would need a new buffer. Transfer-Encoding overrides
+            // Content-Length (RFC 9112 6.3): the length must not reach the
+            // client with a body framed otherwise.
+            let lines = resp.headers.iter().map(|h| (h.name.as_bytes(), h.value));
+            let headers = HeaderLines::copy_from(&self.buf[..n], lines, |name| {
+                !(coded && name.eq_ignore_ascii_case(b"content-length"))
+            });
             self.buf.advance(n);
-            let (mut parts, ()) = http::Response::new(()).into_parts();
-            parts.status = status;
-            parts.headers = headers;
-            let head = ResponseHeader::from(parts);
+            let head = Head {
+                status: code,
+                headers,
+            };
             self.keep_alive = keep_alive;
             self.body = if code == 204 || code == 304 {
                 Body::Done
@@ -342,10 +349,7 @@ mod tests {
     use tokio::io::AsyncWriteExt;
 
     /// Serve `wire` in the given cuts over a real loopback socket and read it back.
-    async fn read_all(
-        wire: &[u8],
-        cuts: &[usize],
-    ) -> Result<(u16, Vec<u8>, bool, ResponseHeader), H1Error> {
+    async fn read_all(wire: &[u8], cuts: &[usize]) -> Result<(u16, Vec<u8>, bool, Head), H1Error> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -383,7 +387,7 @@ mod tests {
         }
         let reusable = c.into_reusable().is_some(); // drops the connection: the server ends
         server.await.expect("server");
-        Ok((head.status.as_u16(), body, reusable, head))
+        Ok((head.status, body, reusable, head))
     }
 
     #[tokio::test]

@@ -217,8 +217,7 @@ async fn check(up: &Upstream, timeout: Duration) -> Result<(), String> {
             .read_head()
             .await
             .map_err(|e| format!("read: {}", e.as_str()))?
-            .status
-            .as_u16();
+            .status;
         // Drain a small body so the connection can go back to the pool.
         let mut drained = 0usize;
         while let Ok(Some(b)) = conn.read_body().await {
