@@ -256,6 +256,22 @@ pub fn last_token(v: &[u8]) -> &[u8] {
     v.rsplit(|b| *b == b',').next().unwrap_or(v).trim_ascii()
 }
 
+/// Write all of `slices` (few system calls: one, unless the socket is full).
+pub async fn write_all_vectored<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    mut slices: &mut [std::io::IoSlice<'_>],
+) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    while !slices.is_empty() {
+        let n = w.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        std::io::IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub type SharedRuntime = Arc<ArcSwap<Runtime>>;
 
 pub struct ClientKey {
-    pub name: String,
+    pub name: Arc<str>,
     /// `None`: every logical model.
     pub models: Option<HashSet<String>>,
     pub rate: Option<RateLimiter>,
@@ -92,7 +92,7 @@ impl Runtime {
             keys.iter()
                 .map(|k| {
                     let info = ClientKey {
-                        name: k.name.clone(),
+                        name: Arc::from(k.name.as_str()),
                         models: k.models.as_ref().map(|m| m.iter().cloned().collect()),
                         rate: k.rpm.map(RateLimiter::per_minute),
                     };

@@ -263,7 +263,7 @@ fn route_dry_run(rt: &Runtime, session: &Session, body: Bytes) -> (u16, &'static
     let allowed = match (key_name, &rt.keys) {
         (Some(name), Some(keys)) => keys
             .values()
-            .find(|k| k.name == name)
+            .find(|k| &*k.name == name)
             .map(|k| k.may_use(&parsed.model)),
         _ => Some(true),
     };

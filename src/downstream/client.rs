@@ -15,7 +15,9 @@
 //! answers then carry `connection: close`), and closing whenever framing is in
 //! doubt.
 
-use crate::framing::{self, last_token, parse_length, Decoder, HeaderLines, Step};
+use crate::framing::{
+    self, last_token, parse_length, write_all_vectored, Decoder, HeaderLines, Step,
+};
 use bytes::{Buf, Bytes, BytesMut};
 use pingora::prelude::fast_timeout::fast_timeout;
 use pingora::server::ShutdownWatch;
@@ -604,18 +606,4 @@ async fn stopping(shutdown: &mut ShutdownWatch) {
             std::future::pending::<()>().await;
         }
     }
-}
-
-async fn write_all_vectored(
-    stream: &mut TcpStream,
-    mut slices: &mut [IoSlice<'_>],
-) -> io::Result<()> {
-    while !slices.is_empty() {
-        let n = stream.write_vectored(slices).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut slices, n);
-    }
-    Ok(())
 }

@@ -5,7 +5,7 @@
 //! SSE: its first complete `data:` event). Only then is anything written to the
 //! client ("commit"); every earlier failure moves on to the next target unseen.
 
-use super::ctx::{AttemptRecord, RequestCtx};
+use super::ctx::{AttemptRecord, Outcome, RequestCtx};
 use super::handler::Done;
 use super::respond;
 use super::rewrite::{ParsedBody, CONCAT_LIMIT};
@@ -17,10 +17,10 @@ use crate::routing::{ModelRoute, Target, TriedSet};
 use crate::state::Runtime;
 use crate::upstream::circuit::now_ms;
 use crate::upstream::h1::{put_header, Conn, H1Error, Head};
+use crate::upstream::io::ConnectError;
 use crate::upstream::Upstream;
 use bytes::{Bytes, BytesMut};
 use pingora::prelude::fast_timeout::fast_timeout;
-use pingora::ErrorType;
 use std::future::Future;
 use std::io;
 use std::time::{Duration, Instant, SystemTime};
@@ -192,7 +192,7 @@ pub async fn run(
                 breaker.abandon();
                 ctx.metrics.attempts.with_label_values(&[up.name(), "client_gone"]).inc();
                 ctx.client_gone = true;
-                ctx.attempts.push(AttemptRecord { upstream: target.upstream, outcome: "client disconnected".into() });
+                ctx.attempts.push(AttemptRecord { upstream: target.upstream, outcome: Outcome::Failed("client disconnected".into()) });
                 return Ok(Done::Cut);
             }
         };
@@ -208,7 +208,7 @@ pub async fn run(
                 }
                 ctx.attempts.push(AttemptRecord {
                     upstream: target.upstream,
-                    outcome: status.to_string(),
+                    outcome: Outcome::Answered(status),
                 });
                 ctx.served_by = Some(target.upstream);
                 // The request body is no longer needed (no more attempts): an open
@@ -246,7 +246,7 @@ pub async fn run(
                 }
                 ctx.attempts.push(AttemptRecord {
                     upstream: target.upstream,
-                    outcome: f.reason,
+                    outcome: Outcome::Failed(f.reason.into()),
                 });
             }
         }
@@ -423,19 +423,12 @@ async fn connect(up: &Upstream, deadline: Instant) -> Result<(Conn, bool), Failu
     if let Some(c) = up.pooled() {
         return Ok((c, true));
     }
-    // Boxed: connecting (TCP, TLS) is a large future, and inline it would make
-    // every attempt's future that large, to be copied on every request.
-    let fresh = Box::pin(up.connector.new_stream(&up.peer));
-    match within(up.cfg.connect_timeout, deadline, fresh).await {
-        None => Err(Failure::timeout("connect timeout")),
-        Some(Err(e)) if matches!(e.etype(), ErrorType::ConnectTimedout) => {
-            Err(Failure::timeout("connect timeout"))
+    match within(up.cfg.connect_timeout, deadline, up.open()).await {
+        None | Some(Err(ConnectError::Timeout)) => Err(Failure::timeout("connect timeout")),
+        Some(Err(ConnectError::Failed(kind))) => {
+            Err(Failure::connect(format!("connect error ({kind})")))
         }
-        Some(Err(e)) => Err(Failure::connect(format!(
-            "connect error ({})",
-            e.etype().as_str()
-        ))),
-        Some(Ok(s)) => Ok((Conn::new(s), false)),
+        Some(Ok(c)) => Ok((c, false)),
     }
 }
 

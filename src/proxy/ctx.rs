@@ -3,6 +3,7 @@
 use super::usage::Usage;
 use crate::admin::metrics::Metrics;
 use crate::state::Runtime;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,14 +11,32 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
     pub upstream: usize,
-    pub outcome: String,
+    pub outcome: Outcome,
+}
+
+/// An attempt's end: the status of an answer that was used, else why it was
+/// given up (a fixed text or a short formatted one; never a secret).
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Answered(u16),
+    Failed(std::borrow::Cow<'static, str>),
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Answered(status) => write!(f, "{status}"),
+            Outcome::Failed(reason) => f.write_str(reason),
+        }
+    }
 }
 
 pub struct RequestCtx {
     pub runtime: Arc<Runtime>,
     pub started: Instant,
     pub request_id: String,
-    pub key_name: Option<String>,
+    /// The client key's configured name (shared, not copied per request).
+    pub key_name: Option<Arc<str>>,
     pub model: Option<String>,
     pub attempts: Vec<AttemptRecord>,
     /// Name of the upstream whose answer reached the client.
@@ -66,7 +85,7 @@ impl RequestCtx {
                 .unwrap_or("?");
             s.push_str(name);
             s.push_str(": ");
-            s.push_str(&a.outcome);
+            let _ = write!(s, "{}", a.outcome);
         }
         s
     }

@@ -175,7 +175,7 @@ fn access_line(
     serde_json::json!({
         "time": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         "request_id": ctx.request_id,
-        "key": ctx.key_name,
+        "key": ctx.key_name.as_deref(),
         "method": req.map_or("-", |r| r.method.as_str()),
         "path": req.map_or("-", |r| r.path()),
         "model": ctx.model,

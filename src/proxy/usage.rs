@@ -7,7 +7,7 @@
 //! the reader's buffer shared, so every read of a stream had to allocate a new one
 //! (12 KB per open stream in a heap profile).
 
-use memchr::memmem::{Finder, FinderRev};
+use memchr::memmem::Finder;
 use once_cell::sync::Lazy;
 
 /// Bytes of the answer's end kept for the scan: OpenAI's final usage chunk is
@@ -45,13 +45,15 @@ impl UsageTail {
 
 // Built once: `memmem::find` builds its searcher on every call, which cost
 // more than the search itself on a 1 KB answer.
-static USAGE: Lazy<FinderRev<'static>> = Lazy::new(|| FinderRev::new(b"\"usage\""));
+static USAGE: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"usage\""));
 static PROMPT: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"prompt_tokens\""));
 static COMPLETION: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"completion_tokens\""));
 
 /// The last `"usage"` object's prompt and completion token counts in `body`.
 pub fn scan(body: &[u8]) -> Option<Usage> {
-    let at = USAGE.rfind(body)?;
+    // The last match, found forwards: the forward searcher is vectorized, the
+    // reverse one (Two-Way) walked the whole answer a byte at a time.
+    let at = USAGE.find_iter(body).last()?;
     let tail = &body[at..];
     Some((
         number_after(tail, &PROMPT)?,

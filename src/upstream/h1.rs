@@ -1,5 +1,5 @@
 //! The upstream side of HTTP/1.1: write a request we serialized ourselves, read
-//! the response head and body off a pooled [`Stream`].
+//! the response head and body off a pooled connection ([`Io`]).
 //!
 //! Why not Pingora's client session: it reserves a fixed 64 KiB body buffer per
 //! response (a large malloc and, for a stream, 64 KiB of RSS held for its whole
@@ -10,10 +10,12 @@
 //! [`pingora::connectors::TransportConnector`] (TCP, TLS); idle ones wait in
 //! [`super::pool`] with their read buffer.
 
+use super::io::Io;
+use crate::framing::write_all_vectored;
 use crate::framing::{self, last_token, parse_length, HeaderLines};
 use bytes::{Buf, Bytes, BytesMut};
 use pingora::prelude::fast_timeout::fast_timeout;
-use pingora::protocols::Stream;
+use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
@@ -78,7 +80,7 @@ pub struct Head {
 
 /// One upstream HTTP/1.1 connection carrying one exchange.
 pub struct Conn {
-    stream: Stream,
+    stream: Io,
     buf: BytesMut,
     read_size: usize,
     body: Body,
@@ -86,7 +88,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: Stream) -> Self {
+    pub fn new(stream: Io) -> Self {
         Conn {
             stream,
             buf: BytesMut::new(),
@@ -98,10 +100,18 @@ impl Conn {
 
     /// Write the request (head, then body pieces) and flush it.
     pub async fn send(&mut self, head: &[u8], rest: &[&[u8]]) -> std::io::Result<()> {
-        self.stream.write_all(head).await?;
+        let mut slices = [IoSlice::new(&[]); 4];
+        slices[0] = IoSlice::new(head);
+        let mut k = 1;
         for p in rest {
-            self.stream.write_all(p).await?;
+            if k == slices.len() {
+                write_all_vectored(&mut self.stream, &mut slices[..k]).await?;
+                k = 0;
+            }
+            slices[k] = IoSlice::new(p);
+            k += 1;
         }
+        write_all_vectored(&mut self.stream, &mut slices[..k]).await?;
         self.stream.flush().await
     }
 
@@ -378,8 +388,7 @@ mod tests {
             .await;
         });
         let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(tcp));
-        let mut c = Conn::new(stream);
+        let mut c = Conn::new(Io::Tcp(tcp));
         let head = c.read_head().await?;
         let mut body = Vec::new();
         while let Some(b) = c.read_body().await? {

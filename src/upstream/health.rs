@@ -4,7 +4,8 @@
 
 use crate::state::SharedRuntime;
 use crate::upstream::circuit::Breaker;
-use crate::upstream::h1::{put_header, Conn};
+use crate::upstream::h1::put_header;
+use crate::upstream::io::ConnectError;
 use crate::upstream::Upstream;
 use async_trait::async_trait;
 use bytes::BytesMut;
@@ -203,12 +204,10 @@ async fn check(up: &Upstream, timeout: Duration) -> Result<(), String> {
     let run = async {
         let mut conn = match up.pooled() {
             Some(c) => c,
-            None => Conn::new(
-                up.connector
-                    .new_stream(&up.peer)
-                    .await
-                    .map_err(|e| format!("connect: {}", e.etype().as_str()))?,
-            ),
+            None => up.open().await.map_err(|e| match e {
+                ConnectError::Timeout => "connect: ConnectTimedout".to_string(),
+                ConnectError::Failed(kind) => format!("connect: {kind}"),
+            })?,
         };
         conn.send(&head, &[])
             .await

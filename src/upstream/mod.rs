@@ -4,6 +4,7 @@
 pub mod circuit;
 pub mod h1;
 pub mod health;
+pub mod io;
 pub mod pool;
 
 use crate::admin::metrics::AttemptSeries;
@@ -11,6 +12,7 @@ use crate::config::UpstreamConfig;
 use h1::Conn;
 use health::Health;
 use http::HeaderValue;
+use io::{ConnectError, Io};
 use pingora::connectors::TransportConnector as Connector;
 use pingora::upstreams::peer::{HttpPeer, Peer as _};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -38,6 +40,8 @@ pub struct Upstream {
     pool_max: usize,
     /// Attempt counters for answered requests, resolved on first use.
     pub attempts: AttemptSeries,
+    /// The resolved address (plain TCP connects here directly).
+    addr: SocketAddr,
 }
 
 impl Upstream {
@@ -91,11 +95,35 @@ impl Upstream {
             connector,
             pool_max,
             attempts: AttemptSeries::default(),
+            addr,
         })
     }
 
     pub fn name(&self) -> &str {
         &self.cfg.name
+    }
+
+    /// A new connection (the caller bounds the wait): plain TCP opened here,
+    /// TLS through Pingora's connector (SNI = host, verification as
+    /// configured).
+    pub async fn open(&self) -> Result<Conn, ConnectError> {
+        if !self.cfg.tls {
+            let tcp = tokio::net::TcpStream::connect(self.addr)
+                .await
+                .map_err(|e| ConnectError::from_io(&e))?;
+            // As Pingora's connector does: requests are written whole.
+            let _ = tcp.set_nodelay(true);
+            return Ok(Conn::new(Io::Tcp(tcp)));
+        }
+        // Boxed: connecting with TLS is a large future, and inline it would
+        // make every attempt's future that large.
+        match Box::pin(self.connector.new_stream(&self.peer)).await {
+            Ok(s) => Ok(Conn::new(Io::Pingora(s))),
+            Err(e) if matches!(e.etype(), pingora::ErrorType::ConnectTimedout) => {
+                Err(ConnectError::Timeout)
+            }
+            Err(e) => Err(ConnectError::Failed(e.etype().as_str().to_string())),
+        }
     }
 
     /// An idle connection of this thread's pool, checked to be still open.

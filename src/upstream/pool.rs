@@ -76,15 +76,14 @@ pub fn give(key: u64, conn: Conn, max: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pingora::protocols::Stream;
+    use crate::upstream::io::Io;
     use tokio::io::AsyncWriteExt;
 
     async fn conn_to(listener: &tokio::net::TcpListener) -> (Conn, tokio::net::TcpStream) {
         let addr = listener.local_addr().expect("addr");
         let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let (server, _) = listener.accept().await.expect("accept");
-        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(tcp));
-        (Conn::new(stream), server)
+        (Conn::new(Io::Tcp(tcp)), server)
     }
 
     #[tokio::test]
