@@ -108,7 +108,13 @@ pub struct Mock {
 impl Mock {
     /// Bind `addr` (use port 0 for any) and serve on the current tokio runtime.
     pub async fn start(addr: &str, behavior: Behavior, opts: MockOptions) -> std::io::Result<Mock> {
-        let listener = TcpListener::bind(addr).await?;
+        // The gateway's own listening socket: load tests open thousands of
+        // upstream connections at once.
+        let sa = tokio::net::lookup_host(addr)
+            .await?
+            .next()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address"))?;
+        let listener = TcpListener::from_std(crate::downstream::listener::listen_socket(sa)?)?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             behavior: Mutex::new(behavior),

@@ -122,13 +122,8 @@ async fn bind(addr: &str) -> std::io::Result<std::net::TcpListener> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not IP:port"))?;
     let mut tries = 0;
     loop {
-        let s = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
-        s.set_reuse_address(true)?;
-        match s.bind(&sa.into()) {
-            Ok(()) => {
-                s.listen(BACKLOG)?;
-                return Ok(s.into());
-            }
+        match listen_socket(sa) {
+            Ok(l) => return Ok(l),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries + 1 < BIND_TRIES => {
                 tries += 1;
                 log::warn!("{addr} is in use, will try again");
@@ -137,6 +132,18 @@ async fn bind(addr: &str) -> std::io::Result<std::net::TcpListener> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// A listening socket on `sa` with SO_REUSEADDR and a deep accept queue
+/// (the kernel caps it at `net.core.somaxconn`): a burst of thousands of
+/// connections must not overflow it (tokio's default backlog is 1024).
+pub fn listen_socket(sa: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let s = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    s.bind(&sa.into())?;
+    s.listen(BACKLOG)?;
+    s.set_nonblocking(true)?;
+    Ok(s.into())
 }
 
 async fn accept_loop(
