@@ -162,6 +162,50 @@ async fn plain_response_cut_after_commit_looks_cut() {
     assert!(!r.complete, "client must see an incomplete body: {r:?}");
 }
 
+/// The close watch during an attempt waits on the client socket's readiness
+/// (no timer, no read): a client that leaves while the upstream has not
+/// answered yet must still cancel the attempt at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_disconnect_before_the_upstream_answers_is_noticed() {
+    use tokio::io::AsyncWriteExt;
+    let m = mock(Behavior::StallBeforeHeaders(Duration::from_secs(10))).await;
+    let gw = Gateway::start(&config(
+        &upstream("up", &m.url(), ""),
+        "  chat: [{upstream: up}]\n",
+        "",
+    ))
+    .await;
+    let body = chat_body("chat", false);
+    let req = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {CLIENT_KEY}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = tokio::net::TcpStream::connect(&gw.addr).await.unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    // Let the request reach the stalled upstream, then leave.
+    for _ in 0..100 {
+        if m.hits() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(m.hits(), 1, "the request reached the upstream");
+    drop(s);
+    let mut logged = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if gw.log().contains("client disconnected") {
+            logged = true;
+            break;
+        }
+    }
+    assert!(
+        logged,
+        "gateway noticed the disconnect long before the 10 s stall ended:\n{}",
+        gw.log()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn client_disconnect_mid_stream_is_noticed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
