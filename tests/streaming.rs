@@ -162,26 +162,40 @@ async fn plain_response_cut_after_commit_looks_cut() {
     assert!(!r.complete, "client must see an incomplete body: {r:?}");
 }
 
+/// A chat request written raw on a new connection (so the test can drop it).
+async fn raw_chat(gw: &Gateway, stream: bool) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let body = chat_body("chat", stream);
+    let req = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {CLIENT_KEY}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = tokio::net::TcpStream::connect(&gw.addr)
+        .await
+        .expect("connect");
+    s.write_all(req.as_bytes()).await.expect("write");
+    s
+}
+
+/// Whether `needle` shows up in the gateway's log within 2.5 s.
+async fn logged_soon(gw: &Gateway, needle: &str) -> bool {
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if gw.log().contains(needle) {
+            return true;
+        }
+    }
+    false
+}
+
 /// The close watch during an attempt waits on the client socket's readiness
 /// (no timer, no read): a client that leaves while the upstream has not
 /// answered yet must still cancel the attempt at once.
 #[tokio::test(flavor = "multi_thread")]
 async fn client_disconnect_before_the_upstream_answers_is_noticed() {
-    use tokio::io::AsyncWriteExt;
     let m = mock(Behavior::StallBeforeHeaders(Duration::from_secs(10))).await;
-    let gw = Gateway::start(&config(
-        &upstream("up", &m.url(), ""),
-        "  chat: [{upstream: up}]\n",
-        "",
-    ))
-    .await;
-    let body = chat_body("chat", false);
-    let req = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {CLIENT_KEY}\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let mut s = tokio::net::TcpStream::connect(&gw.addr).await.unwrap();
-    s.write_all(req.as_bytes()).await.unwrap();
+    let gw = one_route(&m, "").await;
+    let s = raw_chat(&gw, false).await;
     // Let the request reach the stalled upstream, then leave.
     for _ in 0..100 {
         if m.hits() > 0 {
@@ -191,16 +205,8 @@ async fn client_disconnect_before_the_upstream_answers_is_noticed() {
     }
     assert_eq!(m.hits(), 1, "the request reached the upstream");
     drop(s);
-    let mut logged = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if gw.log().contains("client disconnected") {
-            logged = true;
-            break;
-        }
-    }
     assert!(
-        logged,
+        logged_soon(&gw, "client disconnected").await,
         "gateway noticed the disconnect long before the 10 s stall ended:\n{}",
         gw.log()
     );
@@ -208,39 +214,20 @@ async fn client_disconnect_before_the_upstream_answers_is_noticed() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn client_disconnect_mid_stream_is_noticed() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let m = mock(Behavior::Ok {
         events: 100,
         event_delay: Duration::from_millis(100),
     })
     .await;
-    let gw = Gateway::start(&config(
-        &upstream("up", &m.url(), ""),
-        "  chat: [{upstream: up}]\n",
-        "",
-    ))
-    .await;
-    let body = chat_body("chat", true);
-    let req = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {CLIENT_KEY}\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let mut s = tokio::net::TcpStream::connect(&gw.addr).await.unwrap();
-    s.write_all(req.as_bytes()).await.unwrap();
+    let gw = one_route(&m, "").await;
+    let mut s = raw_chat(&gw, true).await;
     let mut buf = [0u8; 4096];
     let n = s.read(&mut buf).await.unwrap();
     assert!(n > 0);
     drop(s);
-    let mut logged = false;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if gw.log().contains("client_gone") {
-            logged = true;
-            break;
-        }
-    }
     assert!(
-        logged,
+        logged_soon(&gw, "client_gone").await,
         "gateway noticed the disconnect long before the 10 s stream ended:\n{}",
         gw.log()
     );
