@@ -136,16 +136,9 @@ impl Metrics {
     }
 }
 
-/// `2xx`, `4xx`, ... for a status code.
+/// `2xx`, `4xx`, ... for a status code (`none` outside 100–599).
 pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "none",
-    }
+    CLASSES[class_index(status)]
 }
 
 const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
@@ -281,7 +274,16 @@ mod tests {
             m.duration.with_label_values(&["chat"]).get_sample_count(),
             4
         );
-        assert_eq!(status_class(404), CLASSES[class_index(404)]);
+        for (status, class) in [
+            (99, "none"),
+            (100, "1xx"),
+            (204, "2xx"),
+            (404, "4xx"),
+            (599, "5xx"),
+            (600, "none"),
+        ] {
+            assert_eq!(status_class(status), class);
+        }
         let a = AttemptSeries::default();
         a.answered(&m, "b", 200);
         a.answered(&m, "b", 404);
