@@ -34,8 +34,25 @@ fn rewrite(c: &mut Criterion) {
             },
         );
     }
+    // A chat body shaped like real traffic (many short keys and strings, a few
+    // numbers, nested objects): the per-token cost, where the padded bodies
+    // above measure the per-byte cost.
+    let chat = Bytes::from_static(CHAT_1KB);
+    g.throughput(Throughput::Bytes(chat.len() as u64));
+    g.bench_with_input(
+        BenchmarkId::new("parse_and_splice", "chat_1KB"),
+        &chat,
+        |b, body| {
+            b.iter(|| {
+                let p = ParsedBody::parse(body.clone()).expect("valid");
+                black_box(p.with_model(&model));
+            })
+        },
+    );
     g.finish();
 }
+
+const CHAT_1KB: &[u8] = br#"{"model":"chat","messages":[{"role":"system","content":"You are a careful assistant for a support team. Answer briefly, quote the setting you rely on, and say so when you are unsure."},{"role":"user","content":"Our gateway sends traffic to two providers with weights 3 and 1, and a third one as a fallback. This morning the first provider answered 503 for a few minutes."},{"role":"assistant","content":"Requests it refused were retried on the second provider; the fallback was only used when both failed."},{"role":"user","content":"What would the clients have seen in latency and errors during those minutes, and should we change the retry settings? Keep the answer short."}],"temperature":0.3,"top_p":1,"max_tokens":300,"n":1,"presence_penalty":0,"frequency_penalty":0,"stream":false,"user":"support-bench-01","metadata":{"team":"support","trace":"bench"}}"#;
 
 fn routing(c: &mut Criterion) {
     let mut g = c.benchmark_group("routing");

@@ -6,6 +6,7 @@ use crate::admin::metrics::ModelSeries;
 use crate::config::TargetConfig;
 use bytes::Bytes;
 use std::ops::Range;
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -20,6 +21,8 @@ pub struct Target {
 
 #[derive(Debug)]
 pub struct ModelRoute {
+    /// The logical model name (shared by every request's context, not copied).
+    pub name: Arc<str>,
     /// Sorted by priority (stable, so file order breaks ties).
     pub targets: Vec<Target>,
     tiers: Vec<Range<usize>>,
@@ -50,10 +53,16 @@ impl ModelRoute {
         // Served-by is always one of the targets' upstreams.
         let upstreams = targets.iter().map(|t| t.upstream + 1).max().unwrap_or(0);
         ModelRoute {
+            name: Arc::from(""),
             targets,
             tiers,
             series: ModelSeries::new(upstreams),
         }
+    }
+
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = Arc::from(name);
+        self
     }
 
     /// The next target to try: the first tier with a healthy untried target, weighted

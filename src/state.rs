@@ -31,7 +31,7 @@ impl ClientKey {
 pub struct Runtime {
     pub config: Config,
     pub upstreams: Vec<Upstream>,
-    pub models: HashMap<String, ModelRoute>,
+    pub models: HashMap<String, Arc<ModelRoute>>,
     /// Client key (exposed) -> key info. `None`: authentication disabled.
     pub keys: Option<HashMap<String, ClientKey>>,
     pub breaker: BreakerPolicy,
@@ -86,7 +86,7 @@ impl Runtime {
         let models = config
             .models
             .iter()
-            .map(|(name, targets)| (name.clone(), ModelRoute::new(targets)))
+            .map(|(name, targets)| (name.clone(), Arc::new(ModelRoute::new(targets).named(name))))
             .collect();
         let keys = config.auth.as_ref().map(|keys| {
             keys.iter()

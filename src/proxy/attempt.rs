@@ -59,6 +59,19 @@ const NOT_RETURNED: &[&str] = &[
     "content-length",
 ];
 
+/// `name` is one of `list` (lower case), ASCII case-insensitively. Length and
+/// first byte first: they turn away nearly every header in two compares, where
+/// a full compare against each name was ~60 instructions per header.
+fn listed(list: &[&str], name: &[u8]) -> bool {
+    let Some(first) = name.first().map(u8::to_ascii_lowercase) else {
+        return false;
+    };
+    list.iter().any(|n| {
+        let n = n.as_bytes();
+        n.len() == name.len() && n.first() == Some(&first) && n.eq_ignore_ascii_case(name)
+    })
+}
+
 /// Why an attempt failed before commit.
 struct Failure {
     reason: String,
@@ -294,10 +307,7 @@ fn outgoing<'a>(req: &Request, ctx: &RequestCtx, body: &'a ParsedBody) -> Outgoi
     }
     let mut headers = BytesMut::with_capacity(512);
     for (k, v) in req.headers() {
-        if !NOT_FORWARDED
-            .iter()
-            .any(|n| n.as_bytes().eq_ignore_ascii_case(k))
-        {
+        if !listed(NOT_FORWARDED, k) {
             // The request parser admits no CR/LF in names or values: safe as is.
             put_header(&mut headers, k, v);
         }
@@ -543,10 +553,7 @@ async fn commit(
     };
     client.start(resp.status);
     for (k, v) in resp.headers.iter() {
-        if !NOT_RETURNED
-            .iter()
-            .any(|n| n.as_bytes().eq_ignore_ascii_case(k))
-        {
+        if !listed(NOT_RETURNED, k) {
             client.header_lowercase(k, v);
         }
     }
@@ -656,5 +663,37 @@ impl<'a> StreamGauge<'a> {
 impl Drop for StreamGauge<'_> {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{listed, NOT_FORWARDED, NOT_RETURNED};
+
+    #[test]
+    fn header_lists_match_any_case_and_nothing_else() {
+        for list in [NOT_FORWARDED, NOT_RETURNED] {
+            for n in list {
+                assert_eq!(*n, n.to_ascii_lowercase(), "lists are lower case");
+                assert!(listed(list, n.as_bytes()));
+                assert!(listed(list, n.to_ascii_uppercase().as_bytes()));
+                // Same length and first letter, one byte off.
+                let mut off = n.as_bytes().to_vec();
+                let last = off.len() - 1;
+                off[last] ^= 0x01;
+                assert!(!listed(list, &off), "{n}");
+            }
+        }
+        for kept in [
+            "content-type",
+            "accept",
+            "user-agent",
+            "openai-organization",
+            "x",
+            "",
+        ] {
+            assert!(!listed(NOT_FORWARDED, kept.as_bytes()), "{kept}");
+        }
+        assert!(!listed(NOT_RETURNED, b"content-type"));
     }
 }

@@ -2,6 +2,7 @@
 
 use super::usage::Usage;
 use crate::admin::metrics::Metrics;
+use crate::routing::ModelRoute;
 use crate::state::Runtime;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -31,13 +32,20 @@ impl std::fmt::Display for Outcome {
     }
 }
 
+/// The model a request named: its route once found (names and metric series
+/// shared, no lookup again at the end), else the name as sent.
+pub enum ModelSeen {
+    Routed(Arc<ModelRoute>),
+    Unrouted(String),
+}
+
 pub struct RequestCtx {
     pub runtime: Arc<Runtime>,
     pub started: Instant,
     pub request_id: String,
     /// The client key's configured name (shared, not copied per request).
     pub key_name: Option<Arc<str>>,
-    pub model: Option<String>,
+    pub model: Option<ModelSeen>,
     pub attempts: Vec<AttemptRecord>,
     /// Name of the upstream whose answer reached the client.
     pub served_by: Option<usize>,
@@ -70,6 +78,14 @@ impl RequestCtx {
         }
     }
 
+    pub fn model_name(&self) -> Option<&str> {
+        match &self.model {
+            Some(ModelSeen::Routed(r)) => Some(&r.name),
+            Some(ModelSeen::Unrouted(m)) => Some(m),
+            None => None,
+        }
+    }
+
     /// `upstream: reason; upstream: reason` — names only, never keys or URLs.
     pub fn attempt_summary(&self) -> String {
         let mut s = String::new();
@@ -95,7 +111,8 @@ impl RequestCtx {
 pub fn request_id(client: Option<&[u8]>) -> String {
     match client {
         Some(v) if !v.is_empty() && v.len() <= 128 && v.iter().all(|b| b.is_ascii_graphic()) => {
-            String::from_utf8_lossy(v).into_owned()
+            // ASCII: `from_utf8` takes its fast path (the lossy one walks chunks).
+            std::str::from_utf8(v).unwrap_or_default().to_owned()
         }
         _ => {
             // By hand: `format!` through the formatting machinery cost more
@@ -106,7 +123,7 @@ pub fn request_id(client: Option<&[u8]>) -> String {
             for (i, d) in id.iter_mut().enumerate() {
                 *d = HEX[((v >> (4 * (31 - i))) & 0xf) as usize];
             }
-            String::from_utf8_lossy(&id).into_owned()
+            std::str::from_utf8(&id).unwrap_or_default().to_owned()
         }
     }
 }

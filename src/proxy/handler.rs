@@ -3,7 +3,7 @@
 //! attempt loop. Errors here are answered before any upstream is contacted.
 
 use super::attempt;
-use super::ctx::RequestCtx;
+use super::ctx::{ModelSeen, RequestCtx};
 use super::respond;
 use super::rewrite::{ParsedBody, CONCAT_LIMIT};
 use crate::config::LimitsConfig;
@@ -81,15 +81,11 @@ pub async fn handle(client: &mut Client, req: &Request, ctx: &mut RequestCtx) ->
         parsed.detach();
         client.release_buffer();
     }
-    ctx.model = Some(parsed.model.clone());
     let Some(route) = rt.models.get(&parsed.model) else {
-        return fail(
-            client,
-            ctx,
-            GatewayError::UnknownModel(parsed.model.clone()),
-        )
-        .await;
+        ctx.model = Some(ModelSeen::Unrouted(parsed.model.clone()));
+        return fail(client, ctx, GatewayError::UnknownModel(parsed.model)).await;
     };
+    ctx.model = Some(ModelSeen::Routed(route.clone()));
     if let Some(k) = key {
         if !k.may_use(&parsed.model) {
             return fail(

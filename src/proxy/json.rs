@@ -54,11 +54,16 @@ enum Key {
     Other,
 }
 
+// Errors are built out of line: the scan's inlined steps stay small.
+#[cold]
+#[inline(never)]
 fn syntax(at: usize, what: &'static str) -> ScanError {
     ScanError::Syntax { at, what }
 }
 
+#[inline(always)]
 fn ws(b: &[u8], mut i: usize) -> usize {
+    // Most bodies are compact: one compare when no whitespace follows.
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
         i += 1;
     }
@@ -108,7 +113,7 @@ pub fn scan(b: &[u8], max_depth: usize) -> Result<Fields, ScanError> {
                 }
             }
             Some(b'"') => {
-                i = string(b, i + 1)?;
+                i = string(b, i + 1)?.0;
                 false
             }
             Some(b't') => {
@@ -135,7 +140,7 @@ pub fn scan(b: &[u8], max_depth: usize) -> Result<Fields, ScanError> {
         }
         // A value ended at `i`: close containers until one wants another value.
         loop {
-            if depth == 1 && is_object(objects, 1) && key != Key::Other {
+            if key != Key::Other && depth == 1 && is_object(objects, 1) {
                 // Borrowed as text by the derive: UTF-8 like the keys.
                 if std::str::from_utf8(&b[top_start..i]).is_err() {
                     return Err(syntax(top_start, "invalid unicode in value"));
@@ -180,6 +185,7 @@ pub fn scan(b: &[u8], max_depth: usize) -> Result<Fields, ScanError> {
 
 /// A key and its colon, starting at `b[i]`; returns where the value starts.
 /// Keys of the root object (depth 1) are classified for [`scan`].
+#[inline(always)]
 fn object_key(
     b: &[u8],
     i: usize,
@@ -190,9 +196,12 @@ fn object_key(
     if b.get(i) != Some(&b'"') {
         return Err(syntax(i, "expected key"));
     }
-    let end = string(b, i + 1)?;
+    let (end, escaped) = string(b, i + 1)?;
     if depth == 1 {
-        *key = classify(&b[i..end]).ok_or(syntax(i, "invalid unicode in key"))?;
+        *key = match classify(&b[i..end], escaped) {
+            Some(k) => k,
+            None => return Err(syntax(i, "invalid unicode in key")),
+        };
         match *key {
             Key::Model if fields.model.is_some() => return Err(ScanError::Duplicate("model")),
             Key::Stream if fields.stream.is_some() => return Err(ScanError::Duplicate("stream")),
@@ -206,9 +215,10 @@ fn object_key(
     Ok(ws(b, j + 1))
 }
 
-/// `quoted`: a syntactically valid JSON string, quotes included. `None` where
-/// serde would refuse it as a field name (not UTF-8, a lone surrogate escape).
-fn classify(quoted: &[u8]) -> Option<Key> {
+/// `quoted`: a syntactically valid JSON string, quotes included, `escaped` if
+/// it has a backslash. `None` where serde would refuse it as a field name (not
+/// UTF-8, a lone surrogate escape).
+fn classify(quoted: &[u8], escaped: bool) -> Option<Key> {
     let inner = &quoted[1..quoted.len() - 1];
     let named = |name: &str| -> Key {
         match name {
@@ -217,7 +227,7 @@ fn classify(quoted: &[u8]) -> Option<Key> {
             _ => Key::Other,
         }
     };
-    if !inner.contains(&b'\\') {
+    if !escaped {
         if inner.is_ascii() {
             // ASCII is UTF-8; no validation pass needed.
             return Some(match inner {
@@ -234,14 +244,19 @@ fn classify(quoted: &[u8]) -> Option<Key> {
 }
 
 /// The rest of a string whose opening quote is at `i - 1`; returns the index
-/// after its closing quote.
-fn string(b: &[u8], mut i: usize) -> Result<usize, ScanError> {
+/// after its closing quote, and whether the string has an escape.
+///
+/// Inlined: a chat body is mostly short strings (keys, roles), where a call's
+/// prologue and a returned error enum in memory cost more than the search.
+#[inline(always)]
+fn string(b: &[u8], mut i: usize) -> Result<(usize, bool), ScanError> {
+    let mut escaped = false;
     loop {
         i += plain_run(b.get(i..).unwrap_or_default());
         match b.get(i) {
             None => return Err(syntax(b.len(), "EOF while parsing a string")),
-            Some(b'"') => return Ok(i + 1),
-            Some(b'\\') => {}
+            Some(b'"') => return Ok((i + 1, escaped)),
+            Some(b'\\') => escaped = true,
             Some(_) => return Err(syntax(i, "control character in string")),
         }
         i = match b.get(i + 1) {
@@ -260,6 +275,7 @@ fn string(b: &[u8], mut i: usize) -> Result<usize, ScanError> {
 /// (SWAR). Most strings of a chat body are short (keys, roles), where calling
 /// out to `memchr` cost more than the search.
 #[cfg(target_arch = "x86_64")]
+#[inline(always)]
 fn plain_run(s: &[u8]) -> usize {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,

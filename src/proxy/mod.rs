@@ -123,11 +123,10 @@ impl Gateway {
         m.in_flight.dec();
         let rt = &ctx.runtime;
         // Labels stay bounded: only configured model and upstream names.
-        let (model, series) = ctx
-            .model
-            .as_deref()
-            .and_then(|m| rt.models.get_key_value(m))
-            .map_or(("-", &rt.unrouted), |(name, r)| (name.as_str(), &r.series));
+        let (model, series) = match &ctx.model {
+            Some(ctx::ModelSeen::Routed(r)) => (&*r.name, &r.series),
+            _ => ("-", &rt.unrouted),
+        };
         let upstream = ctx
             .served_by
             .and_then(|i| rt.upstreams.get(i).map(|u| (i, u.name())));
@@ -178,7 +177,7 @@ fn access_line(
         "key": ctx.key_name.as_deref(),
         "method": req.map_or("-", |r| r.method.as_str()),
         "path": req.map_or("-", |r| r.path()),
-        "model": ctx.model,
+        "model": ctx.model_name(),
         "upstream": ctx.served_by.and_then(|i| ctx.runtime.upstreams.get(i)).map(|u| u.name()),
         "attempts": attempts,
         "status": status,

@@ -36,8 +36,15 @@ impl ParsedBody {
             e => format!("request body is not valid JSON: {e}"),
         })?;
         let span = fields.model.ok_or("request body has no `model`")?;
-        let model: String = serde_json::from_slice(&body[span.clone()])
-            .map_err(|_| "`model` must be a string".to_string())?;
+        let model = match &body[span.clone()] {
+            // Plain (the usual case): already checked as UTF-8 by the scan.
+            [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => std::str::from_utf8(inner)
+                .map_err(|_| "`model` must be a string".to_string())?
+                .to_owned(),
+            raw => {
+                serde_json::from_slice(raw).map_err(|_| "`model` must be a string".to_string())?
+            }
+        };
         if model.is_empty() {
             return Err("`model` must not be empty".into());
         }

@@ -17,7 +17,32 @@
 use super::h1::Conn;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
+
+/// The pool's keys are already hashes (Pingora's peer reuse hash, SipHash):
+/// used as they are instead of hashed again on every take and give.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used for a `u64` key; this keeps any other use sound.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Queues = HashMap<u64, VecDeque<Idle>, BuildHasherDefault<PreHashed>>;
 
 struct Idle {
     conn: Conn,
@@ -26,7 +51,7 @@ struct Idle {
 
 thread_local! {
     /// Keyed by the peer's reuse hash (address, scheme, TLS settings).
-    static IDLE: RefCell<HashMap<u64, VecDeque<Idle>>> = RefCell::new(HashMap::new());
+    static IDLE: RefCell<Queues> = RefCell::new(Queues::default());
 }
 
 /// The most recently returned live connection for `key` (warm in caches and
