@@ -211,9 +211,17 @@ impl HeaderLines {
 
     /// The first value of header `name`.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+        let name = name.as_bytes();
+        // Lengths first, from the offsets: most lines are passed over without
+        // slicing or comparing a byte.
+        let (_, v) = self.lines.iter().find(|(n, _)| {
+            (n.1 - n.0) as usize == name.len()
+                && self
+                    .raw
+                    .get(n.0 as usize..n.1 as usize)
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })?;
+        self.raw.get(v.0 as usize..v.1 as usize)
     }
 }
 
@@ -275,6 +283,23 @@ pub async fn write_all_vectored<W: tokio::io::AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_lines_find_the_first_value_of_a_name_in_any_case() {
+        let head = b"HTTP/1.1 200 OK\r\nContent-Type: a\r\nX-Long-Name: b\r\ncontent-type: c\r\nTE: d\r\n\r\n";
+        let mut slots = [httparse::EMPTY_HEADER; 8];
+        let mut resp = httparse::Response::new(&mut slots);
+        assert!(resp.parse(head).expect("valid head").is_complete());
+        let lines = resp.headers.iter().map(|h| (h.name.as_bytes(), h.value));
+        let h = HeaderLines::copy_from(head, lines, |n| !n.eq_ignore_ascii_case(b"te"));
+        assert_eq!(h.get("content-type"), Some(&b"a"[..]));
+        assert_eq!(h.get("x-long-name"), Some(&b"b"[..]));
+        assert_eq!(h.get("CONTENT-TYPE"), Some(&b"a"[..]));
+        assert_eq!(h.get("te"), None, "filtered out");
+        assert_eq!(h.get("content-typ"), None);
+        assert_eq!(h.get(""), None);
+        assert_eq!(h.iter().count(), 3);
+    }
 
     fn decode_in_cuts(wire: &[u8], cut: usize) -> Result<(Vec<u8>, bool), BadChunk> {
         let mut d = Decoder::default();

@@ -76,9 +76,10 @@ pub fn scan(b: &[u8], max_depth: usize) -> Result<Fields, ScanError> {
     let max_depth = max_depth.min(DEPTH_LIMIT);
     let mut fields = Fields::default();
     let mut depth = 0usize;
-    // Bit d-1 set: the container open at depth d is an object.
-    let mut objects: u128 = 0;
-    let is_object = |objects: u128, depth: usize| objects >> (depth - 1) & 1 == 1;
+    // objects[d - 1]: the container open at depth d is an object (a byte
+    // each: a load is cheaper than shifting a 128-bit mask on every value).
+    let mut objects = [false; DEPTH_LIMIT];
+    let is_object = |objects: &[bool; DEPTH_LIMIT], depth: usize| objects[depth - 1];
     // The root object's key whose value is being read, and where it began.
     let mut key = Key::Other;
     let mut top_start = 0;
@@ -94,11 +95,7 @@ pub fn scan(b: &[u8], max_depth: usize) -> Result<Fields, ScanError> {
                     return Err(ScanError::TooDeep(max_depth));
                 }
                 depth += 1;
-                if c == b'{' {
-                    objects |= 1 << (depth - 1);
-                } else {
-                    objects &= !(1 << (depth - 1));
-                }
+                objects[depth - 1] = c == b'{';
                 i = ws(b, i + 1);
                 let close = if c == b'{' { b'}' } else { b']' };
                 if b.get(i) == Some(&close) {
@@ -140,9 +137,10 @@ pub fn scan(b: &[u8], max_depth: usize) -> Result<Fields, ScanError> {
         }
         // A value ended at `i`: close containers until one wants another value.
         loop {
-            if key != Key::Other && depth == 1 && is_object(objects, 1) {
+            if key != Key::Other && depth == 1 && is_object(&objects, 1) {
                 // Borrowed as text by the derive: UTF-8 like the keys.
-                if std::str::from_utf8(&b[top_start..i]).is_err() {
+                let value = &b[top_start..i];
+                if !value.is_ascii() && std::str::from_utf8(value).is_err() {
                     return Err(syntax(top_start, "invalid unicode in value"));
                 }
                 match key {
@@ -158,7 +156,7 @@ pub fn scan(b: &[u8], max_depth: usize) -> Result<Fields, ScanError> {
                     Err(syntax(i, "trailing characters"))
                 };
             }
-            let object = is_object(objects, depth);
+            let object = is_object(&objects, depth);
             match b.get(i) {
                 Some(b',') => {
                     i = ws(b, i + 1);
@@ -228,15 +226,13 @@ fn classify(quoted: &[u8], escaped: bool) -> Option<Key> {
         }
     };
     if !escaped {
-        if inner.is_ascii() {
-            // ASCII is UTF-8; no validation pass needed.
-            return Some(match inner {
-                b"model" => Key::Model,
-                b"stream" => Key::Stream,
-                _ => Key::Other,
-            });
-        }
-        return std::str::from_utf8(inner).ok().map(named);
+        return match inner {
+            b"model" => Some(Key::Model),
+            b"stream" => Some(Key::Stream),
+            // ASCII is UTF-8; most keys need no validation call.
+            _ if inner.is_ascii() || std::str::from_utf8(inner).is_ok() => Some(Key::Other),
+            _ => None,
+        };
     }
     serde_json::from_slice::<String>(quoted)
         .ok()
