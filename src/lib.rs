@@ -15,4 +15,5 @@ pub mod routing;
 pub mod secret;
 pub mod server;
 pub mod state;
+pub mod timer;
 pub mod upstream;

@@ -18,6 +18,7 @@
 use crate::framing::{
     self, last_token, parse_length, write_all_vectored, Decoder, HeaderLines, Step,
 };
+use crate::timer::Deadline;
 use bytes::{Buf, Bytes, BytesMut};
 use pingora::prelude::fast_timeout::fast_timeout;
 use pingora::server::ShutdownWatch;
@@ -138,6 +139,8 @@ pub struct Client {
     /// kept: its waiter registration (a lock inside tokio's watch channel) is
     /// then not repeated for every request.
     stop: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// The keep-alive idle timer, kept from one wait to the next.
+    idle: Deadline,
     buf: BytesMut,
     body: ReqBody,
     /// The answer's head, built until the first write sends it.
@@ -158,6 +161,7 @@ impl Client {
             stream,
             shutdown,
             stop: None,
+            idle: Deadline::default(),
             buf: BytesMut::new(),
             body: ReqBody::Done,
             head: BytesMut::new(),
@@ -200,10 +204,11 @@ impl Client {
                         let mut rx = self.shutdown.clone();
                         Box::pin(async move { stopping(&mut rx).await })
                     });
-                    let read = fast_timeout(KEEPALIVE_IDLE, self.stream.read_buf(&mut self.buf));
+                    let until = Instant::now() + KEEPALIVE_IDLE;
+                    let read = self.idle.within(until, self.stream.read_buf(&mut self.buf));
                     tokio::select! {
                         biased;
-                        r = read => r.map_err(|_| HeadError::Gone)?,
+                        r = read => r.ok_or(HeadError::Gone)?,
                         _ = stop.as_mut() => return Err(HeadError::Gone),
                     }
                 }

@@ -485,7 +485,10 @@ async fn send(
         &body
     };
 
-    // One timer for the whole exchange: the send rarely waits.
+    // One timer for the whole exchange (the send rarely waits), the one the
+    // connection keeps: armed anew only when it fires before this deadline.
+    let until = (Instant::now() + cfg.response_timeout).min(deadline);
+    let mut timer = std::mem::take(&mut conn.timer);
     let exchange = async {
         conn.send(&head, rest).await.map_err(|e| {
             Failure::closed(format!("connection broke sending request ({})", e.kind()))
@@ -497,7 +500,9 @@ async fn send(
             ))
         })
     };
-    match within(cfg.response_timeout, deadline, exchange).await {
+    let result = timer.within(until, exchange).await;
+    conn.timer = timer;
+    match result {
         None => Err(Failure::timeout("response timeout")),
         Some(Err(f)) => Err(f),
         Some(Ok(h)) => Ok((conn, h)),

@@ -13,6 +13,7 @@
 use super::io::Io;
 use crate::framing::write_all_vectored;
 use crate::framing::{self, last_token, parse_length, HeaderLines};
+use crate::timer::Deadline;
 use bytes::{Buf, Bytes, BytesMut};
 use pingora::prelude::fast_timeout::fast_timeout;
 use std::io::IoSlice;
@@ -85,6 +86,8 @@ pub struct Conn {
     read_size: usize,
     body: Body,
     keep_alive: bool,
+    /// Bounds request/response exchanges; kept (and reused) with the connection.
+    pub timer: Deadline,
 }
 
 impl Conn {
@@ -95,6 +98,7 @@ impl Conn {
             read_size: MIN_READ,
             body: Body::Head,
             keep_alive: true,
+            timer: Deadline::default(),
         }
     }
 
