@@ -84,7 +84,7 @@ pub struct Request {
 impl Request {
     fn text(&self, s: Span) -> &str {
         // Request targets are checked by httparse to be visible ASCII.
-        std::str::from_utf8(&self.head.raw()[s.0 as usize..s.1 as usize]).unwrap_or("")
+        framing::text(&self.head.raw()[s.0 as usize..s.1 as usize]).unwrap_or("")
     }
 
     /// The path without the query (`/v1/chat/completions`).
@@ -110,7 +110,7 @@ impl Request {
     }
 
     pub fn header_str(&self, name: &str) -> Option<&str> {
-        self.header(name).and_then(|v| std::str::from_utf8(v).ok())
+        self.header(name).and_then(framing::text)
     }
 }
 

@@ -38,8 +38,8 @@ impl ParsedBody {
         let span = fields.model.ok_or("request body has no `model`")?;
         let model = match &body[span.clone()] {
             // Plain (the usual case): already checked as UTF-8 by the scan.
-            [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => std::str::from_utf8(inner)
-                .map_err(|_| "`model` must be a string".to_string())?
+            [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => crate::framing::text(inner)
+                .ok_or("`model` must be a string")?
                 .to_owned(),
             raw => {
                 serde_json::from_slice(raw).map_err(|_| "`model` must be a string".to_string())?

@@ -55,10 +55,33 @@ pub fn scan(body: &[u8]) -> Option<Usage> {
     // reverse one (Two-Way) walked the whole answer a byte at a time.
     let at = USAGE.find_iter(body).last()?;
     let tail = &body[at..];
+    if let Some(both) = compact(tail) {
+        return Some(both);
+    }
     Some((
         number_after(tail, &PROMPT)?,
         number_after(tail, &COMPLETION)?,
     ))
+}
+
+/// The two counts where they are written as OpenAI writes them (first, in this
+/// order, no spaces): read in place, without two more searches.
+fn compact(tail: &[u8]) -> Option<Usage> {
+    let rest = tail.strip_prefix(b"\"usage\":{\"prompt_tokens\":")?;
+    let (prompt, rest) = digits(rest)?;
+    let rest = rest.strip_prefix(b",\"completion_tokens\":")?;
+    let (completion, _) = digits(rest)?;
+    Some((prompt, completion))
+}
+
+/// A leading run of digits as a number, and what follows it.
+fn digits(s: &[u8]) -> Option<(u64, &[u8])> {
+    let end = s
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(s.len());
+    let n = std::str::from_utf8(&s[..end]).ok()?.parse().ok()?;
+    Some((n, &s[end..]))
 }
 
 fn number_after(hay: &[u8], key: &Finder<'_>) -> Option<u64> {
@@ -67,12 +90,7 @@ fn number_after(hay: &[u8], key: &Finder<'_>) -> Option<u64> {
     let start = rest
         .iter()
         .position(|b| !(b.is_ascii_whitespace() || *b == b':'))?;
-    let digits = &rest[start..];
-    let end = digits
-        .iter()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(digits.len());
-    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+    digits(&rest[start..]).map(|(n, _)| n)
 }
 
 #[cfg(test)]
@@ -91,6 +109,19 @@ mod tests {
         assert_eq!(t.finish(b"data: [DONE]\n\n"), Some((3, 4)));
         assert_eq!(UsageTail::default().finish(body), Some((9, 6)));
         assert_eq!(scan(b"{\"choices\":[]}"), None);
+        // Spaced, reordered or cut short: the general search, same answers.
+        let spaced = br#"{"usage": {"completion_tokens": 6, "prompt_tokens": 9}}"#;
+        assert_eq!(scan(spaced), Some((9, 6)));
+        assert_eq!(
+            scan(br#"{"usage":{"prompt_tokens":9,"completion_tokens":"#),
+            None
+        );
+        assert_eq!(
+            scan(br#"{"usage":{"prompt_tokens":9,"total_tokens":15}}"#),
+            None
+        );
+        let huge = br#"{"usage":{"prompt_tokens":99999999999999999999999,"completion_tokens":1}}"#;
+        assert_eq!(scan(huge), None);
     }
 
     #[test]
