@@ -65,7 +65,7 @@ fn routing(c: &mut Criterion) {
             weight: (i % 4 + 1) as u32,
         })
         .collect();
-    let route = ModelRoute::new(&targets);
+    let route = ModelRoute::new("chat", &targets);
     let mut rng = fastrand::Rng::with_seed(1);
     g.bench_function("pick_first", |b| {
         b.iter(|| black_box(route.next(TriedSet::default(), |_| true, &mut rng)))

@@ -31,7 +31,7 @@ pub struct ModelRoute {
 }
 
 impl ModelRoute {
-    pub fn new(configs: &[TargetConfig]) -> Self {
+    pub fn new(name: &str, configs: &[TargetConfig]) -> Self {
         let mut targets: Vec<Target> = configs
             .iter()
             .map(|t| Target {
@@ -53,16 +53,11 @@ impl ModelRoute {
         // Served-by is always one of the targets' upstreams.
         let upstreams = targets.iter().map(|t| t.upstream + 1).max().unwrap_or(0);
         ModelRoute {
-            name: Arc::from(""),
+            name: Arc::from(name),
             targets,
             tiers,
             series: ModelSeries::new(upstreams),
         }
-    }
-
-    pub fn named(mut self, name: &str) -> Self {
-        self.name = Arc::from(name);
-        self
     }
 
     /// The next target to try: the first tier with a healthy untried target, weighted
@@ -134,7 +129,7 @@ mod tests {
                 weight,
             })
             .collect();
-        ModelRoute::new(&cfg)
+        ModelRoute::new("m", &cfg)
     }
 
     #[test]
@@ -196,7 +191,7 @@ mod tests {
             weight: 1,
         }];
         assert_eq!(
-            &ModelRoute::new(&cfg).targets[0].model_json[..],
+            &ModelRoute::new("m", &cfg).targets[0].model_json[..],
             br#""a\"b""#
         );
     }

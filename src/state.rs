@@ -86,7 +86,7 @@ impl Runtime {
         let models = config
             .models
             .iter()
-            .map(|(name, targets)| (name.clone(), Arc::new(ModelRoute::new(targets).named(name))))
+            .map(|(name, targets)| (name.clone(), Arc::new(ModelRoute::new(name, targets))))
             .collect();
         let keys = config.auth.as_ref().map(|keys| {
             keys.iter()

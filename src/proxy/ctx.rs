@@ -111,8 +111,7 @@ impl RequestCtx {
 pub fn request_id(client: Option<&[u8]>) -> String {
     match client {
         Some(v) if !v.is_empty() && v.len() <= 128 && v.iter().all(|b| b.is_ascii_graphic()) => {
-            // ASCII: `from_utf8` takes its fast path (the lossy one walks chunks).
-            std::str::from_utf8(v).unwrap_or_default().to_owned()
+            crate::framing::text(v).unwrap_or_default().to_owned()
         }
         _ => {
             // By hand: `format!` through the formatting machinery cost more
@@ -123,7 +122,7 @@ pub fn request_id(client: Option<&[u8]>) -> String {
             for (i, d) in id.iter_mut().enumerate() {
                 *d = HEX[((v >> (4 * (31 - i))) & 0xf) as usize];
             }
-            std::str::from_utf8(&id).unwrap_or_default().to_owned()
+            crate::framing::text(&id).unwrap_or_default().to_owned()
         }
     }
 }
