@@ -15,7 +15,6 @@ use crate::framing::write_all_vectored;
 use crate::framing::{self, last_token, parse_length, HeaderLines};
 use crate::timer::Deadline;
 use bytes::{Buf, Bytes, BytesMut};
-use pingora::prelude::fast_timeout::fast_timeout;
 use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
@@ -120,20 +119,19 @@ impl Conn {
     }
 
     /// Read more bytes into the buffer (waiting at most `limit`: a time, capped
-    /// by a deadline); `Ok(0)` is end of stream.
+    /// by a deadline); `Ok(0)` is end of stream. A wait that pends uses the
+    /// connection's timer, so a stream's event reads arm one timer per idle
+    /// period, not one per event.
     async fn fill(&mut self, limit: Option<(Duration, Instant)>) -> Result<usize, H1Error> {
         self.buf.reserve(self.read_size);
         let read = self.stream.read_buf(&mut self.buf);
         let n = match limit {
             None => read.await,
-            // Pingora's timer wheel: a tokio timer that becomes the earliest one
-            // wakes the runtime's driver, two extra syscalls.
-            Some((t, deadline)) => fast_timeout(
-                t.min(deadline.saturating_duration_since(Instant::now())),
-                read,
-            )
-            .await
-            .map_err(|_| H1Error::Timeout)?,
+            Some((t, deadline)) => self
+                .timer
+                .within_by(|| (Instant::now() + t).min(deadline), read)
+                .await
+                .ok_or(H1Error::Timeout)?,
         }
         .map_err(|_| H1Error::Io)?;
         // Grow reads for large bodies; small answers and SSE events keep the
