@@ -3,6 +3,7 @@
 //! benches drive the real code.
 
 pub mod admin;
+pub mod alloc;
 pub mod config;
 pub mod demo;
 pub mod downstream;

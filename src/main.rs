@@ -68,9 +68,10 @@ fn init_logging(level: Option<&str>) {
 // glibc's malloc spent ~4.9k instructions per proxied request (a tenth of the
 // gateway's user-space work; callgrind): request futures and buffers are
 // larger than its per-thread cache serves, so most calls took the locked
-// arena path. mimalloc's thread-local free lists serve them in a few dozen.
+// arena path. mimalloc's thread-local free lists serve them in a few dozen
+// (`alloc.rs`: why not through the `mimalloc` crate's wrapper).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: llmgate::alloc::Mimalloc = llmgate::alloc::Mimalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
