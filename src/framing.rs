@@ -265,10 +265,13 @@ pub fn text(b: &[u8]) -> Option<&str> {
 /// A Content-Length value: digits only, no sign, no overflow.
 pub fn parse_length(v: &[u8]) -> Option<u64> {
     let v = v.trim_ascii();
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+    // 19 digits always fit a u64: no overflow check needed.
+    if v.is_empty() || v.len() > 19 {
         return None;
     }
-    std::str::from_utf8(v).ok()?.parse().ok()
+    v.iter().try_fold(0u64, |n, &c| {
+        c.is_ascii_digit().then(|| n * 10 + u64::from(c - b'0'))
+    })
 }
 
 /// The final coding of a Transfer-Encoding value: only `chunked` there frames
@@ -381,6 +384,14 @@ mod tests {
         assert_eq!(parse_length(b"-1"), None);
         assert_eq!(parse_length(b"+1"), None);
         assert_eq!(parse_length(b"99999999999999999999"), None);
+        assert_eq!(
+            parse_length(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(parse_length(b"0012"), Some(12));
+        assert_eq!(parse_length(b""), None);
+        assert_eq!(parse_length(b"1 2"), None);
+        assert_eq!(parse_length(b"12a"), None);
         assert_eq!(last_token(b"gzip, chunked"), b"chunked");
         assert_eq!(last_token(b"chunked, gzip"), b"gzip");
         assert!(!keep_alive(b"Keep-Alive, close", false, true));

@@ -53,7 +53,7 @@ static COMPLETION: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"completi
 pub fn scan(body: &[u8]) -> Option<Usage> {
     // The last match, found forwards: the forward searcher is vectorized, the
     // reverse one (Two-Way) walked the whole answer a byte at a time.
-    let at = USAGE.find_iter(body).last()?;
+    let at = last_usage(body)?;
     let tail = &body[at..];
     if let Some(both) = compact(tail) {
         return Some(both);
@@ -62,6 +62,26 @@ pub fn scan(body: &[u8]) -> Option<Usage> {
         number_after(tail, &PROMPT)?,
         number_after(tail, &COMPLETION)?,
     ))
+}
+
+/// Where the usage object sits from the end of a chat completion (OpenAI and
+/// the bench mock: 100-300 bytes, before `service_tier`/`system_fingerprint`).
+const NEAR_END: usize = 512;
+
+/// The start of the last `"usage"` in `body`: looked for in its last
+/// [`NEAR_END`] bytes first, so a plain answer is not searched from its start
+/// (half the searcher's work on a 784-byte answer); then in the rest, up to
+/// matches that cross into the end part.
+fn last_usage(body: &[u8]) -> Option<usize> {
+    let near = body.len().saturating_sub(NEAR_END);
+    if let Some(at) = USAGE.find_iter(&body[near..]).last() {
+        return Some(near + at);
+    }
+    if near == 0 {
+        return None;
+    }
+    let upto = (near + USAGE.needle().len() - 1).min(body.len());
+    USAGE.find_iter(&body[..upto]).last()
 }
 
 /// The two counts where they are written as OpenAI writes them (first, in this
@@ -122,6 +142,31 @@ mod tests {
         );
         let huge = br#"{"usage":{"prompt_tokens":99999999999999999999999,"completion_tokens":1}}"#;
         assert_eq!(scan(huge), None);
+    }
+
+    #[test]
+    fn the_last_usage_is_found_near_the_end_far_from_it_and_across_the_boundary() {
+        let usage = br#""usage":{"prompt_tokens":5,"completion_tokens":6}"#;
+        for pad_after in [0, 100, NEAR_END - 3, NEAR_END, NEAR_END + 1, 3000] {
+            // An earlier decoy must never win over the real, last one.
+            let mut body = br#"{"a":{"usage":{"prompt_tokens":1,"completion_tokens":2}},"#.to_vec();
+            body.extend_from_slice(&vec![b' '; 700]);
+            body.extend_from_slice(usage);
+            body.extend_from_slice(&vec![b' '; pad_after]);
+            let at = body.len() - pad_after - usage.len();
+            assert_eq!(last_usage(&body), Some(at), "pad {pad_after}");
+            assert_eq!(scan(&body), Some((5, 6)), "pad {pad_after}");
+        }
+        // `"usage"` starting 1..6 bytes before the end part: cut by its boundary.
+        for k in 1..7 {
+            let mut body = vec![b' '; 600];
+            body.extend_from_slice(usage);
+            body.extend_from_slice(&vec![b' '; NEAR_END + k - usage.len()]);
+            assert_eq!(body.len() - NEAR_END, 600 + k);
+            assert_eq!(last_usage(&body), Some(600), "cut {k}");
+            assert_eq!(scan(&body), Some((5, 6)), "cut {k}");
+        }
+        assert_eq!(last_usage(&vec![b'u'; 2000]), None);
     }
 
     #[test]
