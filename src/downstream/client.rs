@@ -295,16 +295,16 @@ impl Client {
         for h in req.headers.iter() {
             size += h.name.len() + h.value.len() + 4;
             let name = h.name.as_bytes();
-            if name.eq_ignore_ascii_case(b"content-length") {
+            if framing::eq_ci(name, b"content-length") {
                 lengths += 1;
                 length = parse_length(h.value);
                 if length.is_none() {
                     return Err(HeadError::Framing);
                 }
-            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            } else if framing::eq_ci(name, b"transfer-encoding") {
                 coded = true;
-                chunked = last_token(h.value).eq_ignore_ascii_case(b"chunked");
-            } else if name.eq_ignore_ascii_case(b"connection") {
+                chunked = framing::eq_ci(last_token(h.value), b"chunked");
+            } else if framing::eq_ci(name, b"connection") {
                 keep_alive = framing::keep_alive(h.value, http10, keep_alive);
             }
         }

@@ -78,7 +78,7 @@ impl NameSet {
     fn contains(&self, name: &[u8]) -> bool {
         self.0
             .get(name.len())
-            .is_some_and(|same| same.iter().any(|n| n.eq_ignore_ascii_case(name)))
+            .is_some_and(|same| same.iter().any(|n| crate::framing::eq_ci(n, name)))
     }
 }
 

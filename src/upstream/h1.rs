@@ -192,17 +192,17 @@ impl Conn {
             let mut keep_alive = !http10;
             for h in resp.headers.iter() {
                 let name = h.name.as_bytes();
-                if name.eq_ignore_ascii_case(b"content-length") {
+                if framing::eq_ci(name, b"content-length") {
                     let l = parse_length(h.value).ok_or(H1Error::BadFraming)?;
                     if length.is_some_and(|prev| prev != l) {
                         return Err(H1Error::BadFraming);
                     }
                     length = Some(l);
-                } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                } else if framing::eq_ci(name, b"transfer-encoding") {
                     // Only "chunked" as the final coding frames the body (RFC 9112 6.3).
                     coded = true;
-                    chunked = last_token(h.value).eq_ignore_ascii_case(b"chunked");
-                } else if name.eq_ignore_ascii_case(b"connection") {
+                    chunked = framing::eq_ci(last_token(h.value), b"chunked");
+                } else if framing::eq_ci(name, b"connection") {
                     keep_alive = framing::keep_alive(h.value, http10, keep_alive);
                 }
             }
@@ -216,7 +216,7 @@ impl Conn {
             // client with a body framed otherwise.
             let lines = resp.headers.iter().map(|h| (h.name.as_bytes(), h.value));
             let headers = HeaderLines::copy_from(&self.buf[..n], lines, |name| {
-                !(coded && name.eq_ignore_ascii_case(b"content-length"))
+                !(coded && framing::eq_ci(name, b"content-length"))
             });
             self.buf.advance(n);
             let head = Head {
