@@ -15,7 +15,7 @@ use crate::downstream::{Client, Request};
 use crate::error::{error_body, GatewayError};
 use crate::routing::{ModelRoute, Target, TriedSet};
 use crate::state::Runtime;
-use crate::upstream::circuit::now_ms;
+use crate::upstream::circuit::{ms_at, now_ms};
 use crate::upstream::h1::{put_header, Conn, H1Error, Head};
 use crate::upstream::io::ConnectError;
 use crate::upstream::Upstream;
@@ -184,7 +184,9 @@ pub async fn run(
     let mut failed_tier: Option<u32> = None;
 
     while ctx.attempts.len() < max_attempts {
-        let now = now_ms();
+        // One clock read for the choice, the deadline check and the breaker.
+        let at = Instant::now();
+        let mut now = ms_at(at);
         let usable = |t: &Target| rt.upstreams[t.upstream].health.usable(now);
         let Some(ti) = route.next(tried, usable, &mut rng) else {
             break;
@@ -192,7 +194,7 @@ pub async fn run(
         tried.insert(ti);
         let target = &route.targets[ti];
         let up = &rt.upstreams[target.upstream];
-        if Instant::now() >= deadline {
+        if at >= deadline {
             last_timeout = true;
             all_429 = false;
             break;
@@ -202,9 +204,10 @@ pub async fn run(
             let b = rt.config.retry.backoff;
             let pause = b / 2 + b.mul_f64(rng.f64() / 2.0);
             tokio::time::sleep(budget(pause, deadline)).await;
+            now = now_ms();
         }
         let breaker = &up.health.breaker;
-        breaker.begin(now_ms());
+        breaker.begin(now);
         let _in_flight = up.health.attempt();
         // Not boxed (nor `commit` below): since connecting no longer goes through
         // Pingora's connector, the attempt future is ~1.6 KB and the commit one

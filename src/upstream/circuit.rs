@@ -17,7 +17,12 @@ static EPOCH: Lazy<Instant> = Lazy::new(Instant::now);
 
 /// Milliseconds since the process-wide epoch (never 0, so 0 can mean "unset").
 pub fn now_ms() -> u64 {
-    EPOCH.elapsed().as_millis() as u64 + 1
+    ms_at(Instant::now())
+}
+
+/// [`now_ms`] for an instant already read (one clock read serves several uses).
+pub fn ms_at(t: Instant) -> u64 {
+    t.saturating_duration_since(*EPOCH).as_millis() as u64 + 1
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
