@@ -253,7 +253,7 @@ pub fn keep_alive(value: &[u8], http10: bool, before: bool) -> bool {
 /// at a time: header names are compared several times per request (lookups,
 /// filters, framing headers), and std's byte-at-a-time loop was most of a
 /// header lookup (~300 instructions for `authorization`, callgrind).
-#[inline]
+#[inline(always)]
 pub fn eq_ci(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {

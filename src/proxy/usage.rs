@@ -100,7 +100,13 @@ fn digits(s: &[u8]) -> Option<(u64, &[u8])> {
         .iter()
         .position(|b| !b.is_ascii_digit())
         .unwrap_or(s.len());
-    let n = std::str::from_utf8(&s[..end]).ok()?.parse().ok()?;
+    if end == 0 {
+        return None;
+    }
+    // Overflow (a count past u64) is no count.
+    let n = s[..end].iter().try_fold(0u64, |n, &c| {
+        n.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+    })?;
     Some((n, &s[end..]))
 }
 
