@@ -168,11 +168,14 @@ async fn accept_loop(
                 let gw = gateway.clone();
                 let sd = shutdown.clone();
                 let here = std::thread::current().id();
-                current_handle().spawn(async move {
+                // Boxed: tokio copies a task's whole future when it spawns it and
+                // again when it stores its output; the connection's future is
+                // ~3.3 KB (callgrind: ~2k instructions per new connection).
+                current_handle().spawn(Box::pin(async move {
                     if let Some(tcp) = on_this_thread(tcp, here) {
                         gw.serve_connection(tcp, sd).await;
                     }
-                });
+                }));
             }
             // EMFILE / ENFILE (Linux numbers): accept() would fail again at once.
             Err(e) if matches!(e.raw_os_error(), Some(23 | 24)) => {
