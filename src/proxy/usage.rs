@@ -100,13 +100,8 @@ fn digits(s: &[u8]) -> Option<(u64, &[u8])> {
         .iter()
         .position(|b| !b.is_ascii_digit())
         .unwrap_or(s.len());
-    if end == 0 {
-        return None;
-    }
-    // Overflow (a count past u64) is no count.
-    let n = s[..end].iter().try_fold(0u64, |n, &c| {
-        n.checked_mul(10)?.checked_add(u64::from(c - b'0'))
-    })?;
+    // No digits, or more than 19 (past what a count can be): no count.
+    let n = crate::framing::parse_length(&s[..end])?;
     Some((n, &s[end..]))
 }
 
