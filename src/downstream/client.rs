@@ -204,8 +204,10 @@ impl Client {
                         let mut rx = self.shutdown.clone();
                         Box::pin(async move { stopping(&mut rx).await })
                     });
-                    let until = Instant::now() + KEEPALIVE_IDLE;
-                    let read = self.idle.within(until, self.stream.read_buf(&mut self.buf));
+                    let read = self.idle.within_by(
+                        || Instant::now() + KEEPALIVE_IDLE,
+                        self.stream.read_buf(&mut self.buf),
+                    );
                     tokio::select! {
                         biased;
                         r = read => r.ok_or(HeadError::Gone)?,

@@ -85,7 +85,8 @@ pub struct Conn {
     read_size: usize,
     body: Body,
     keep_alive: bool,
-    /// Bounds request/response exchanges; kept (and reused) with the connection.
+    /// Bounds the exchange and every body read that waits; kept (and reused)
+    /// with the connection.
     pub timer: Deadline,
 }
 
