@@ -5,12 +5,12 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-/// Longest chunk-size line (hex digits plus extensions) we wait for.
-const MAX_CHUNK_LINE: usize = 4 * 1024;
-/// Longest trailer section we skip.
-const MAX_TRAILERS: usize = 64 * 1024;
+/// Most hex digits a chunk size may have (a `u64`).
+const MAX_SIZE_DIGITS: usize = 16;
 
-/// Broken chunked framing: a bad size line, missing CRLF, or oversized lines.
+/// Broken chunked framing: a size line, extension or trailer outside the RFC
+/// 9112 grammar, a bare LF, data not followed by CRLF, or more extension and
+/// trailer bytes than allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadChunk;
 
@@ -39,14 +39,36 @@ pub enum Step {
     Done,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The chunked coding (RFC 9112 section 7.1), strictly: `chunk-size
+/// [chunk-ext] CRLF`, data, CRLF; trailer lines are field lines; CRLF only.
+/// Chunk extensions and trailers are read and dropped, and the bytes of both
+/// together are bounded for the whole body, however they are spread over
+/// chunks and reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decoder {
     state: State,
+    /// Extension and trailer bytes still allowed.
+    meta_left: usize,
 }
 
 impl Decoder {
+    /// A decoder allowing `meta_limit` bytes of chunk extensions and trailers
+    /// (line ends of trailer lines included).
+    pub fn new(meta_limit: usize) -> Self {
+        Decoder {
+            state: State::Size,
+            meta_left: meta_limit,
+        }
+    }
+
     pub fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// Take `n` bytes from the extension/trailer budget.
+    fn charge(&mut self, n: usize) -> Result<(), BadChunk> {
+        self.meta_left = self.meta_left.checked_sub(n).ok_or(BadChunk)?;
+        Ok(())
     }
 
     /// Advance over buffered bytes, consuming framing and returning data as soon
@@ -57,9 +79,12 @@ impl Decoder {
                 State::Done => return Ok(Step::Done),
                 State::Size => {
                     let Some(eol) = memchr::memchr(b'\n', buf) else {
-                        return more(buf.len() > MAX_CHUNK_LINE);
+                        // Digits, then at most what the budget still allows.
+                        return more(buf.len() > MAX_SIZE_DIGITS + self.meta_left + 1);
                     };
-                    let size = parse_chunk_size(&buf[..eol]).ok_or(BadChunk)?;
+                    let line = buf[..eol].strip_suffix(b"\r").ok_or(BadChunk)?;
+                    let (size, ext) = parse_chunk_size(line).ok_or(BadChunk)?;
+                    self.charge(ext)?;
                     buf.advance(eol + 1);
                     self.state = if size == 0 {
                         State::Trailers
@@ -82,10 +107,6 @@ impl Decoder {
                 }
                 State::DataEnd => match (buf.first(), buf.get(1)) {
                     (None, _) | (Some(b'\r'), None) => return Ok(Step::More),
-                    (Some(b'\n'), _) => {
-                        buf.advance(1);
-                        self.state = State::Size;
-                    }
                     (Some(b'\r'), Some(b'\n')) => {
                         buf.advance(2);
                         self.state = State::Size;
@@ -94,13 +115,19 @@ impl Decoder {
                 },
                 State::Trailers => {
                     let Some(eol) = memchr::memchr(b'\n', buf) else {
-                        return more(buf.len() > MAX_TRAILERS);
+                        return more(buf.len() > self.meta_left + 1);
                     };
-                    let empty = buf[..eol].trim_ascii().is_empty();
-                    buf.advance(eol + 1);
-                    if empty {
+                    let line = buf[..eol].strip_suffix(b"\r").ok_or(BadChunk)?;
+                    if line.is_empty() {
+                        buf.advance(eol + 1);
                         self.state = State::Done;
+                        continue;
                     }
+                    if !is_field_line(line) {
+                        return Err(BadChunk);
+                    }
+                    self.charge(eol + 1)?;
+                    buf.advance(eol + 1);
                 }
             }
         }
@@ -115,22 +142,90 @@ fn more(too_long: bool) -> Result<Step, BadChunk> {
     }
 }
 
-/// `1a2b[;ext=..][\r]` -> 0x1a2b. At most 15 hex digits (no overflow).
-pub fn parse_chunk_size(line: &[u8]) -> Option<u64> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let digits = line
-        .split(|b| *b == b';')
-        .next()
-        .unwrap_or(line)
-        .trim_ascii();
-    if digits.is_empty() || digits.len() > 15 {
+/// A chunk-size line without its CRLF: `1*HEXDIG [chunk-ext]` -> the size
+/// and the length of the extension part. At most 16 hex digits.
+///
+/// `chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )`, names
+/// tokens, values tokens or quoted strings (RFC 9112 7.1.1).
+pub fn parse_chunk_size(line: &[u8]) -> Option<(u64, usize)> {
+    let digits = line.iter().take_while(|c| c.is_ascii_hexdigit()).count();
+    if digits == 0 || digits > MAX_SIZE_DIGITS {
         return None;
     }
     let mut n = 0u64;
-    for d in digits {
-        n = n * 16 + (*d as char).to_digit(16)? as u64;
+    for d in &line[..digits] {
+        n = n << 4 | u64::from((*d as char).to_digit(16)?);
     }
-    Some(n)
+    let ext = &line[digits..];
+    chunk_ext(ext).then_some((n, ext.len()))
+}
+
+fn chunk_ext(mut s: &[u8]) -> bool {
+    let bws = |s: &[u8]| -> usize { s.iter().take_while(|c| matches!(c, b' ' | b'\t')).count() };
+    while !s.is_empty() {
+        s = &s[bws(s)..];
+        let Some(rest) = s.strip_prefix(b";") else {
+            return false;
+        };
+        s = &rest[bws(rest)..];
+        let name = token_len(s);
+        if name == 0 {
+            return false;
+        }
+        s = &s[name..];
+        let ws = bws(s);
+        if let Some(rest) = s[ws..].strip_prefix(b"=") {
+            s = &rest[bws(rest)..];
+            let value = if s.first() == Some(&b'"') {
+                quoted_len(s)
+            } else {
+                token_len(s)
+            };
+            if value == 0 {
+                return false;
+            }
+            s = &s[value..];
+        }
+    }
+    true
+}
+
+/// `tchar` (RFC 9110 5.6.2).
+pub fn is_tchar(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
+fn token_len(s: &[u8]) -> usize {
+    s.iter().take_while(|c| is_tchar(**c)).count()
+}
+
+/// Length of the quoted string at the start of `s` (quotes included), 0 if
+/// there is none.
+fn quoted_len(s: &[u8]) -> usize {
+    let mut i = 1;
+    while let Some(&c) = s.get(i) {
+        match c {
+            b'"' => return i + 1,
+            b'\\' => match s.get(i + 1) {
+                Some(&q) if q == b'\t' || (q >= b' ' && q != 0x7f) => i += 2,
+                _ => return 0,
+            },
+            b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff => i += 1,
+            _ => return 0,
+        }
+    }
+    0
+}
+
+/// `field-name ":" OWS field-value OWS` (RFC 9112 5): a token, a colon, and
+/// a value of visible characters, spaces, tabs and obs-text.
+pub fn is_field_line(line: &[u8]) -> bool {
+    let name = token_len(line);
+    name > 0
+        && line.get(name) == Some(&b':')
+        && line[name + 1..]
+            .iter()
+            .all(|&c| c == b'\t' || (c >= b' ' && c != 0x7f))
 }
 
 /// The size line that opens a chunk: hex digits and CRLF, on the stack.
@@ -422,12 +517,22 @@ mod tests {
         assert_eq!(h.iter().count(), 3);
     }
 
+    const META: usize = 1024;
+
     fn decode_in_cuts(wire: &[u8], cut: usize) -> Result<(Vec<u8>, bool), BadChunk> {
-        let mut d = Decoder::default();
+        decode_with(wire, &[cut], META)
+    }
+
+    /// Feed `wire` in pieces cut at `cuts`, decoding as it arrives.
+    fn decode_with(wire: &[u8], cuts: &[usize], meta: usize) -> Result<(Vec<u8>, bool), BadChunk> {
+        let mut d = Decoder::new(meta);
         let mut buf = BytesMut::new();
         let mut out = Vec::new();
-        for piece in [&wire[..cut], &wire[cut..]] {
-            buf.extend_from_slice(piece);
+        let mut at = 0;
+        for &c in cuts.iter().chain(std::iter::once(&wire.len())) {
+            let c = c.clamp(at, wire.len());
+            buf.extend_from_slice(&wire[at..c]);
+            at = c;
             loop {
                 match d.step(&mut buf)? {
                     Step::Data(b) => out.extend_from_slice(&b),
@@ -441,7 +546,7 @@ mod tests {
 
     #[test]
     fn decodes_at_every_cut() {
-        let wire = b"5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nx-t: 1\r\n\r\n";
+        let wire = b"5;x=y\r\nhello\r\n6 ; a ; b = \"q \\\" ;\"\r\n world\r\n0\r\nx-t: 1\r\n\r\n";
         for cut in 0..=wire.len() {
             assert_eq!(
                 decode_in_cuts(wire, cut),
@@ -449,29 +554,100 @@ mod tests {
                 "cut {cut}"
             );
         }
-        // Bare LF line ends are accepted too.
-        assert_eq!(
-            decode_in_cuts(b"2\nok\n0\n\n", 3),
-            Ok((b"ok".to_vec(), true))
-        );
     }
 
     #[test]
     fn broken_framing_is_rejected() {
-        assert_eq!(decode_in_cuts(b"zz\r\n", 1), Err(BadChunk));
-        assert_eq!(decode_in_cuts(b"2\r\nabX\r\n", 1), Err(BadChunk));
-        let long = vec![b'1'; MAX_CHUNK_LINE + 1];
-        assert_eq!(decode_in_cuts(&long, 0), Err(BadChunk));
+        for wire in [
+            &b"zz\r\n"[..],
+            b"2\r\nabX\r\n",
+            // Bare LF anywhere: size line, after data, trailers, last line.
+            b"2\nok\r\n0\r\n\r\n",
+            b"2\r\nok\n0\r\n\r\n",
+            b"2\r\nok\r\n0\r\nx: 1\n\r\n",
+            b"2\r\nok\r\n0\r\n\n",
+            // Size forms outside the grammar.
+            b" 2\r\nok\r\n0\r\n\r\n",
+            b"2 \r\nok\r\n0\r\n\r\n",
+            b"+2\r\nok\r\n0\r\n\r\n",
+            b"0x2\r\nok\r\n0\r\n\r\n",
+            b"12345678901234567\r\n",
+            // Extensions outside the grammar.
+            b"2;\r\nok\r\n0\r\n\r\n",
+            b"2;a=\r\nok\r\n0\r\n\r\n",
+            b"2;a=\"open\r\nok\r\n0\r\n\r\n",
+            b"2;a b\r\nok\r\n0\r\n\r\n",
+            b"2;a\x01\r\nok\r\n0\r\n\r\n",
+            b"2 x\r\nok\r\n0\r\n\r\n",
+            // Data longer than its size; CR alone after data.
+            b"2\r\nokk\r\n0\r\n\r\n",
+            b"2\r\nok\rX0\r\n\r\n",
+            // Trailer lines that are not fields.
+            b"0\r\nno colon\r\n\r\n",
+            b"0\r\n: empty name\r\n\r\n",
+            b"0\r\nbad name: v\r\n\r\n",
+            b"0\r\n x: folded\r\n\r\n",
+            b"0\r\nx: ctl\x00\r\n\r\n",
+        ] {
+            for cut in 0..=wire.len() {
+                assert_eq!(
+                    decode_in_cuts(wire, cut),
+                    Err(BadChunk),
+                    "{:?} cut {cut}",
+                    String::from_utf8_lossy(wire)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn extension_and_trailer_bytes_are_bounded_however_they_arrive() {
+        // Forty chunks, each with a 30-byte extension: 1,200 bytes in all.
+        let ext = b";name=abcdefghijklmnopqrstuvwx";
+        assert_eq!(ext.len(), 30);
+        let mut wire = Vec::new();
+        for _ in 0..40 {
+            wire.extend_from_slice(&[&b"1"[..], ext, b"\r\nx\r\n"].concat());
+        }
+        wire.extend_from_slice(b"0\r\n\r\n");
+        assert!(decode_with(&wire, &[], 1_200).is_ok());
+        assert_eq!(decode_with(&wire, &[], 1_199), Err(BadChunk));
+        // One byte at a time changes nothing.
+        let cuts: Vec<usize> = (0..wire.len()).collect();
+        assert!(decode_with(&wire, &cuts, 1_200).is_ok());
+        assert_eq!(decode_with(&wire, &cuts, 1_199), Err(BadChunk));
+        // Trailers count too, with their line ends.
+        let wire = b"0\r\na: 1\r\nb: 2\r\n\r\n";
+        assert!(decode_with(wire, &[], 12).is_ok());
+        assert_eq!(decode_with(wire, &[], 11), Err(BadChunk));
+        // A size line that never ends is refused once it exceeds the budget.
+        let long = vec![b'1'; MAX_SIZE_DIGITS + META + 2];
+        assert_eq!(decode_with(&long, &[], META), Err(BadChunk));
+        let long = [&b"1;"[..], &vec![b'a'; 5000]].concat();
+        assert_eq!(decode_with(&long, &[], META), Err(BadChunk));
     }
 
     #[test]
     fn chunk_sizes() {
-        assert_eq!(parse_chunk_size(b"1A\r"), Some(26));
-        assert_eq!(parse_chunk_size(b"0"), Some(0));
-        assert_eq!(parse_chunk_size(b"ff ; name=v\r"), Some(255));
+        assert_eq!(parse_chunk_size(b"1A"), Some((26, 0)));
+        assert_eq!(parse_chunk_size(b"0"), Some((0, 0)));
+        assert_eq!(parse_chunk_size(b"ff ; name=v"), Some((255, 9)));
+        assert_eq!(parse_chunk_size(b"ffffffffffffffff"), Some((u64::MAX, 0)));
         assert_eq!(parse_chunk_size(b""), None);
         assert_eq!(parse_chunk_size(b"1234567890abcdef0"), None);
         assert_eq!(parse_chunk_size(b"-1"), None);
+        assert_eq!(parse_chunk_size(b"1\r"), None);
+    }
+
+    #[test]
+    fn field_lines() {
+        assert!(is_field_line(b"x-t: 1"));
+        assert!(is_field_line(b"x-t:"));
+        assert!(is_field_line(b"x:\tv a\xe9 "));
+        assert!(!is_field_line(b"x t: 1"));
+        assert!(!is_field_line(b"x-t 1"));
+        assert!(!is_field_line(b"x: \x7f"));
+        assert!(!is_field_line(b"x: a\rb"));
     }
 
     #[test]
@@ -502,7 +678,10 @@ mod tests {
             let f = FrameHead::new(len);
             let out = f.as_bytes();
             assert!(out.ends_with(b"\r\n"));
-            assert_eq!(parse_chunk_size(&out[..out.len() - 1]), Some(len as u64));
+            assert_eq!(
+                parse_chunk_size(&out[..out.len() - 2]),
+                Some((len as u64, 0))
+            );
         }
     }
 }

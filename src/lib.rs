@@ -9,6 +9,7 @@ pub mod demo;
 pub mod downstream;
 pub mod error;
 pub mod framing;
+pub mod headers;
 pub mod limits;
 pub mod mock;
 pub mod proxy;

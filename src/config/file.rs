@@ -73,6 +73,8 @@ pub struct UpstreamFile {
     pub format: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
     pub connect_timeout: Option<String>,
     pub response_timeout: Option<String>,
     pub first_token_timeout: Option<String>,
@@ -138,6 +140,7 @@ pub struct LimitsFile {
     pub max_header_bytes: Option<ByteSize>,
     pub header_timeout: Option<String>,
     pub body_timeout: Option<String>,
+    pub body_total_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

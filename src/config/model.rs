@@ -59,6 +59,9 @@ pub struct UpstreamConfig {
     pub api_key: Option<Secret>,
     pub format: Format,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Guarded client headers (credentials, billing identity, forwarding
+    /// claims) this upstream receives from the client; lower case.
+    pub forward_headers: Vec<HeaderName>,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub first_token_timeout: Duration,
@@ -112,6 +115,9 @@ pub struct LimitsConfig {
     pub header_timeout: Duration,
     /// Longest wait for each piece of a request body.
     pub body_timeout: Duration,
+    /// The whole request body must have arrived this long after the request
+    /// began, however steadily it trickles in.
+    pub body_total_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

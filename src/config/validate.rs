@@ -255,6 +255,30 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
                 (_, Err(_)) => issues.add(hp, "value has characters not allowed in a header"),
             }
         }
+        if u.api_key.is_some() && headers.iter().any(|(n, _)| n == "authorization") {
+            issues.add(
+                format!("{p}.headers.authorization"),
+                "conflicts with api_key, which sets Authorization",
+            );
+        }
+        let mut forward_headers = Vec::new();
+        for (i, n) in u.forward_headers.iter().enumerate() {
+            let fp = format!("{p}.forward_headers[{i}]");
+            match HeaderName::from_bytes(n.as_bytes()) {
+                Ok(h) if crate::headers::is_guarded(h.as_str().as_bytes()) => {
+                    forward_headers.push(h)
+                }
+                Ok(_) => issues.add(
+                    fp,
+                    format!(
+                        "`{n}` is not a guarded header (client credentials, OpenAI-Organization, \
+                         OpenAI-Project, Forwarded, X-Forwarded-*, X-Real-IP); other headers \
+                         are forwarded by default or never (hop-by-hop)"
+                    ),
+                ),
+                Err(_) => issues.add(fp, "is not a valid header name"),
+            }
+        }
         if let Some(k) = &u.api_key {
             if HeaderValue::from_str(&format!("Bearer {k}")).is_err() {
                 issues.add(
@@ -323,6 +347,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
             api_key: u.api_key.map(Secret::new),
             format,
             headers,
+            forward_headers,
             retry_on,
             health_path: enabled.then_some(hpath),
             ca_file: u.ca_file,
@@ -529,6 +554,12 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
         limits.as_ref().and_then(|l| l.body_timeout.as_ref()),
         Duration::from_secs(30),
     );
+    let body_total_timeout = duration(
+        &mut issues,
+        "limits.body_total_timeout",
+        limits.as_ref().and_then(|l| l.body_total_timeout.as_ref()),
+        Duration::from_secs(300),
+    );
 
     if let Some(state) = file.state {
         match state.backend.as_str() {
@@ -613,6 +644,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
             max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),
             header_timeout,
             body_timeout,
+            body_total_timeout,
         },
         server,
         log_level,

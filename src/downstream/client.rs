@@ -15,9 +15,7 @@
 //! answers then carry `connection: close`), and closing whenever framing is in
 //! doubt.
 
-use crate::framing::{
-    self, last_token, parse_length, write_all_vectored, Decoder, HeaderLines, Step,
-};
+use crate::framing::{self, parse_length, write_all_vectored, Decoder, HeaderLines, Step};
 use crate::timer::Deadline;
 use bytes::{Buf, Bytes, BytesMut};
 use pingora::prelude::fast_timeout::fast_timeout;
@@ -37,6 +35,9 @@ const READ_SIZE: usize = 4 * 1024;
 /// Bytes of a head beyond `max_header_bytes` we still wait for: the request
 /// line, line ends and the blank line are not counted in that limit.
 const HEAD_SLACK: usize = 8 * 1024;
+/// Bytes of empty lines accepted before a request line (RFC 9112 2.2 asks
+/// servers to skip at least one; more is junk).
+const MAX_BLANK: usize = 16;
 /// A body left unread (an early error answer) is drained up to this much so
 /// the connection can be reused; a larger one closes it.
 const DRAIN_LIMIT: u64 = 256 * 1024;
@@ -62,8 +63,15 @@ pub enum HeadError {
     Timeout,
     /// Larger than `max_header_bytes`, or too many header lines (431).
     TooLarge,
-    /// Not an HTTP/1.x request head (400).
+    /// Not an HTTP/1.x request head, or too many empty lines before it (400).
     Malformed,
+    /// A request target other than origin form (or absolute form with an
+    /// http/https scheme), bytes outside visible ASCII, a broken
+    /// percent-escape, or a dot-segment in the path (400).
+    BadTarget,
+    /// An HTTP/1.1 request without exactly one Host header, or a Host (or an
+    /// absolute-form authority) that is not a valid `host[:port]` (400).
+    BadHost,
     /// Content-Length and Transfer-Encoding together, several lengths, or a
     /// coding we cannot frame (400): what request smuggling relies on.
     Framing,
@@ -142,6 +150,8 @@ pub struct Client {
     /// The keep-alive idle timer, kept from one wait to the next.
     idle: Deadline,
     buf: BytesMut,
+    /// Bytes of empty lines skipped before the current request's line.
+    blank: usize,
     body: ReqBody,
     /// The answer's head, built until the first write sends it.
     head: BytesMut,
@@ -163,6 +173,7 @@ impl Client {
             stop: None,
             idle: Deadline::default(),
             buf: BytesMut::new(),
+            blank: 0,
             body: ReqBody::Done,
             head: BytesMut::new(),
             head_sent: false,
@@ -184,6 +195,7 @@ impl Client {
         self.head_sent = false;
         self.finished = false;
         self.bytes_sent = 0;
+        self.blank = 0;
         let mut started: Option<Instant> = None;
         loop {
             if !self.buf.is_empty() {
@@ -196,7 +208,10 @@ impl Client {
             }
             self.buf.reserve(READ_SIZE);
             let n = match started {
-                None if self.buf.is_empty() => {
+                // Idle between requests: nothing of the next one has come yet
+                // (empty lines count as something, so sending them cannot
+                // restart the header deadline).
+                None if self.buf.is_empty() && self.blank == 0 => {
                     if *self.shutdown.borrow() {
                         return Err(HeadError::Gone);
                     }
@@ -233,10 +248,14 @@ impl Client {
 
     /// `Ok(None)`: incomplete.
     fn parse(&mut self, max_header_bytes: usize) -> Result<Option<Request>, HeadError> {
-        // Leading empty lines before a request are allowed (RFC 9112 2.2).
+        // Leading empty lines before a request are allowed (RFC 9112 2.2), a few.
         while self.buf.starts_with(b"\r\n") || self.buf.starts_with(b"\n") {
             let n = if self.buf[0] == b'\r' { 2 } else { 1 };
             self.buf.advance(n);
+            self.blank += n;
+            if self.blank > MAX_BLANK {
+                return Err(HeadError::Malformed);
+            }
         }
         let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut []);
@@ -257,25 +276,16 @@ impl Client {
         let method =
             http::Method::from_bytes(method.as_bytes()).map_err(|_| HeadError::Malformed)?;
         let target = req.path.unwrap_or("");
-        // Origin form (`/p?q`); absolute form (`http://h/p?q`) is reduced to it.
-        let path_at = if target.starts_with('/') {
-            Some(0)
-        } else {
-            target.find("://").map(|i| {
-                target[i + 3..]
-                    .find('/')
-                    .map_or(target.len(), |j| i + 3 + j)
-            })
-        };
-        let Some(path_at) = path_at else {
-            return Err(HeadError::Malformed);
-        };
+        let (path_at, authority) = target_parts(target)?;
         let (tspan_at, _) = span(target.as_bytes());
         let rel = &target[path_at..];
         let (p, q) = match rel.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (rel, None),
         };
+        if !clean_path(p.as_bytes()) {
+            return Err(HeadError::BadTarget);
+        }
         let p_at = tspan_at + path_at as u32;
         let path = if p.is_empty() {
             // `http://host` alone: the root.
@@ -291,8 +301,10 @@ impl Client {
         let mut size = target.len();
         let mut lengths = 0usize;
         let mut length: Option<u64> = None;
-        let mut coded = false;
+        let mut codings = 0usize;
         let mut chunked = false;
+        let mut hosts = 0usize;
+        let mut host_ok = true;
         let mut keep_alive = !http10;
         for h in req.headers.iter() {
             size += h.name.len() + h.value.len() + 4;
@@ -304,16 +316,32 @@ impl Client {
                     return Err(HeadError::Framing);
                 }
             } else if framing::eq_ci(name, b"transfer-encoding") {
-                coded = true;
-                chunked = framing::eq_ci(last_token(h.value), b"chunked");
+                // Only `chunked` alone: any other coding would reach the
+                // upstream as if it were the body.
+                codings += 1;
+                chunked = framing::eq_ci(h.value.trim_ascii(), b"chunked");
+            } else if framing::eq_ci(name, b"host") {
+                hosts += 1;
+                host_ok &= valid_host(h.value);
             } else if framing::eq_ci(name, b"connection") {
                 keep_alive = framing::keep_alive(h.value, http10, keep_alive);
             }
         }
+        // RFC 9112 3.2: an HTTP/1.1 request has exactly one Host; none may
+        // have two or an invalid one. An absolute-form authority must be a
+        // valid host as well (it then stands for the Host).
+        if hosts > 1 || (hosts == 0 && !http10) || !host_ok {
+            return Err(HeadError::BadHost);
+        }
+        if authority.is_some_and(|a| a.is_empty() || !valid_host(a.as_bytes())) {
+            return Err(HeadError::BadHost);
+        }
         if size > max_header_bytes {
             return Err(HeadError::TooLarge);
         }
-        if lengths > 1 || (lengths == 1 && coded) || (coded && (!chunked || http10)) {
+        let coded = codings > 0;
+        if lengths > 1 || (lengths == 1 && coded) || (coded && (codings > 1 || !chunked || http10))
+        {
             return Err(HeadError::Framing);
         }
         // Copied out (a few hundred bytes): a slice would keep the whole read
@@ -322,7 +350,8 @@ impl Client {
         let head = HeaderLines::copy_from(&self.buf[..n], lines, |_| true);
         self.buf.advance(n);
         self.body = if chunked {
-            ReqBody::Chunked(Decoder::default())
+            // Extensions and trailers are bounded like the head they extend.
+            ReqBody::Chunked(Decoder::new(max_header_bytes))
         } else {
             match length {
                 Some(l) if l > 0 => ReqBody::Length(l),
@@ -357,12 +386,20 @@ impl Client {
     }
 
     /// [`Self::read_body`], or a `TimedOut` error if a read has to wait for the
-    /// client longer than `t`. A piece already received costs no timer.
-    pub async fn read_body_within(&mut self, t: Duration) -> io::Result<Option<Bytes>> {
-        self.read_body_by(Some(t)).await
+    /// client longer than `t`, or past `deadline`. A piece already received
+    /// costs no timer (nor clock read).
+    pub async fn read_body_within(
+        &mut self,
+        t: Duration,
+        deadline: Instant,
+    ) -> io::Result<Option<Bytes>> {
+        self.read_body_by(Some((t, deadline))).await
     }
 
-    async fn read_body_by(&mut self, limit: Option<Duration>) -> io::Result<Option<Bytes>> {
+    async fn read_body_by(
+        &mut self,
+        limit: Option<(Duration, Instant)>,
+    ) -> io::Result<Option<Bytes>> {
         loop {
             match self.body {
                 ReqBody::Done => return Ok(None),
@@ -397,9 +434,15 @@ impl Client {
             let read = self.stream.read_buf(&mut self.buf);
             let n = match limit {
                 None => read.await?,
-                Some(t) => fast_timeout(t, read)
-                    .await
-                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??,
+                Some((t, deadline)) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                    fast_timeout(t.min(left), read)
+                        .await
+                        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??
+                }
             };
             if n == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
@@ -603,6 +646,103 @@ impl Client {
         let _ = self.stream.write_all(bytes).await;
         let _ = self.stream.flush().await;
     }
+}
+
+/// Where the path of request target `t` starts, and the authority if `t` is
+/// in absolute form (RFC 9112 3.2): origin form `/p?q`, or `http(s)://a/p?q`
+/// as proxies send it. Every byte must be visible ASCII (httparse also lets
+/// bytes above 0x7f through) and there is no fragment.
+fn target_parts(t: &str) -> Result<(usize, Option<&str>), HeadError> {
+    if !t.bytes().all(|c| (0x21..0x7f).contains(&c) && c != b'#') {
+        return Err(HeadError::BadTarget);
+    }
+    if t.starts_with('/') {
+        return Ok((0, None));
+    }
+    let (scheme, rest) = t.split_once("://").ok_or(HeadError::BadTarget)?;
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return Err(HeadError::BadTarget);
+    }
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    Ok((scheme.len() + 3 + end, Some(&rest[..end])))
+}
+
+/// A path with valid percent-escapes and no dot-segment (`.`, `..`), also
+/// when written with `%2e` or next to an encoded `/` or a `\`: the path
+/// goes after an upstream's `base_url` path and must never climb out of it,
+/// however the upstream decodes and normalises it.
+fn clean_path(p: &[u8]) -> bool {
+    // The common path has none of the three: one pass, no decoding.
+    if !p.iter().any(|&c| c == b'.' || c == b'%' || c == b'\\') {
+        return true;
+    }
+    let hex = |c: u8| (c as char).to_digit(16);
+    let (mut len, mut dots) = (0usize, 0usize);
+    let mut i = 0;
+    loop {
+        let c = match p.get(i) {
+            None => None,
+            Some(b'%') => {
+                let (Some(h), Some(l)) = (
+                    p.get(i + 1).and_then(|c| hex(*c)),
+                    p.get(i + 2).and_then(|c| hex(*c)),
+                ) else {
+                    return false;
+                };
+                i += 2;
+                Some((h * 16 + l) as u8)
+            }
+            Some(&c) => Some(c),
+        };
+        match c {
+            None | Some(b'/' | b'\\') => {
+                if len > 0 && len == dots && dots <= 2 {
+                    return false;
+                }
+                if c.is_none() {
+                    return true;
+                }
+                (len, dots) = (0, 0);
+            }
+            Some(c) => {
+                len += 1;
+                dots += usize::from(c == b'.');
+            }
+        }
+        i += 1;
+    }
+}
+
+/// `uri-host [":" port]` (RFC 9110 7.2): a reg-name (unreserved,
+/// sub-delims, percent-escapes), an IPv4 address, or an IP literal in
+/// brackets; the port digits only. An empty value is valid (RFC 9112 3.2).
+fn valid_host(v: &[u8]) -> bool {
+    let (host, port) = if v.first() == Some(&b'[') {
+        let Some(end) = v.iter().position(|&c| c == b']') else {
+            return false;
+        };
+        let literal = &v[1..end];
+        if literal.is_empty()
+            || !literal
+                .iter()
+                .all(|&c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
+        {
+            return false;
+        }
+        match &v[end + 1..] {
+            [] => return true,
+            [b':', port @ ..] => (&v[..0], port),
+            _ => return false,
+        }
+    } else {
+        match v.iter().position(|&c| c == b':') {
+            Some(i) => (&v[..i], &v[i + 1..]),
+            None => (v, &v[..0]),
+        }
+    };
+    host.iter()
+        .all(|&c| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&c))
+        && port.iter().all(u8::is_ascii_digit)
 }
 
 /// Resolves once the server begins to shut down.

@@ -6,6 +6,7 @@
 //! client ("commit"); every earlier failure moves on to the next target unseen.
 
 use super::ctx::{AttemptRecord, Outcome, RequestCtx};
+use super::forward::ClientHeaders;
 use super::handler::Done;
 use super::respond;
 use super::rewrite::{ParsedBody, CONCAT_LIMIT};
@@ -13,6 +14,7 @@ use super::sse::FirstEvent;
 use super::usage::{Usage, UsageTail};
 use crate::downstream::{Client, Request};
 use crate::error::{error_body, GatewayError};
+use crate::headers::{ConnectionNames, NOT_RETURNED_SET};
 use crate::routing::{ModelRoute, Target, TriedSet};
 use crate::state::Runtime;
 use crate::upstream::circuit::{ms_at, now_ms};
@@ -20,119 +22,69 @@ use crate::upstream::h1::{put_header, Conn, H1Error, Head};
 use crate::upstream::io::ConnectError;
 use crate::upstream::Upstream;
 use bytes::{Bytes, BytesMut};
-use once_cell::sync::Lazy;
 use pingora::prelude::fast_timeout::fast_timeout;
 use std::future::Future;
 use std::io;
 use std::time::{Duration, Instant, SystemTime};
 
-/// Client headers never forwarded: hop-by-hop, the client's credentials, and the
-/// ones the gateway sets itself. `accept-encoding` is dropped so streams arrive
-/// uncompressed and their events can be seen.
-const NOT_FORWARDED: &[&str] = &[
-    "host",
-    "content-length",
-    "authorization",
-    "x-api-key",
-    "api-key",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "expect",
-    "accept-encoding",
-    "x-request-id",
-];
-
-/// Upstream response headers not copied to the client.
-const NOT_RETURNED: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "content-length",
-];
-
-/// Header names grouped by length, matched ASCII case-insensitively: a header
-/// is compared only with the listed names of its own length (most have none).
-/// Going down the whole list for every header cost ~100 instructions a header.
-struct NameSet(Vec<Vec<&'static [u8]>>);
-
-impl NameSet {
-    fn new(names: &[&'static str]) -> Self {
-        let longest = names.iter().map(|n| n.len()).max().unwrap_or(0);
-        let mut by_len = vec![Vec::new(); longest + 1];
-        for n in names {
-            by_len[n.len()].push(n.as_bytes());
-        }
-        NameSet(by_len)
-    }
-
-    fn contains(&self, name: &[u8]) -> bool {
-        self.0
-            .get(name.len())
-            .is_some_and(|same| same.iter().any(|n| crate::framing::eq_ci(n, name)))
-    }
+/// What went wrong with an attempt, as far as policy cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailKind {
+    /// No connection could be opened.
+    Connect,
+    /// A phase's timeout (connect, response, first token) or the total one.
+    Timeout,
+    /// A status in the upstream's `retry_on`, with its Retry-After.
+    Status(u16, Option<Duration>),
+    /// The connection broke or closed after the upstream may have taken the
+    /// request (part of an answer had arrived, or it was a new connection).
+    Broken,
+    /// The answer was not valid HTTP (bad status line or status, broken
+    /// framing, an unasked-for 101): the upstream took the request.
+    Malformed,
+    /// A pooled connection failed before any byte of an answer arrived (the
+    /// write failed, or it closed with nothing read): the upstream never took
+    /// the request, which may go again on a fresh connection (RFC 9112 9.3.1).
+    Unanswered,
 }
-
-static NOT_FORWARDED_SET: Lazy<NameSet> = Lazy::new(|| NameSet::new(NOT_FORWARDED));
-static NOT_RETURNED_SET: Lazy<NameSet> = Lazy::new(|| NameSet::new(NOT_RETURNED));
 
 /// Why an attempt failed before commit.
 struct Failure {
     reason: String,
-    timeout: bool,
-    /// `Some` for a retryable status: the status and the upstream's Retry-After
-    /// (status 0: connect error).
-    status: Option<(u16, Option<Duration>)>,
+    kind: FailKind,
 }
 
 impl Failure {
-    /// The connection broke or closed, or the answer was unusable.
-    fn closed(reason: impl Into<String>) -> Self {
+    fn new(kind: FailKind, reason: impl Into<String>) -> Self {
         Failure {
             reason: reason.into(),
-            timeout: false,
-            status: None,
-        }
-    }
-    fn connect(reason: impl Into<String>) -> Self {
-        Failure {
-            reason: reason.into(),
-            timeout: false,
-            status: Some((0, None)),
-        }
-    }
-    fn timeout(reason: impl Into<String>) -> Self {
-        Failure {
-            reason: reason.into(),
-            timeout: true,
-            status: None,
+            kind,
         }
     }
 
     /// Bounded label for metrics.
-    fn kind(&self) -> &'static str {
-        match (self.timeout, self.status) {
-            (true, _) => "timeout",
-            (false, Some((0, _))) => "connect_error",
-            (false, Some((429, _))) => "status_429",
-            (false, Some((s, _))) if s >= 500 => "status_5xx",
-            (false, Some(_)) => "status_4xx",
-            (false, None) => "closed",
+    fn label(&self) -> &'static str {
+        match self.kind {
+            FailKind::Timeout => "timeout",
+            FailKind::Connect => "connect_error",
+            FailKind::Status(429, _) => "status_429",
+            FailKind::Status(s, _) if s >= 500 => "status_5xx",
+            FailKind::Status(..) => "status_4xx",
+            FailKind::Broken | FailKind::Unanswered => "closed",
+            FailKind::Malformed => "malformed",
         }
     }
 
     /// The upstream's Retry-After, if it sent one with a retryable status.
     fn retry_after(&self) -> Option<Duration> {
-        self.status.and_then(|(_, ra)| ra)
+        match self.kind {
+            FailKind::Status(_, ra) => ra,
+            FailKind::Connect
+            | FailKind::Timeout
+            | FailKind::Broken
+            | FailKind::Malformed
+            | FailKind::Unanswered => None,
+        }
     }
 }
 
@@ -148,9 +100,9 @@ struct Ready {
 struct Outgoing<'a> {
     /// Path after `/v1`, with the query string (e.g. `/chat/completions?x=1`).
     rest: String,
-    /// Forwarded client headers and our `x-request-id`, already in wire format
-    /// (`name: value\r\n` each): serialized once, reused by every attempt.
-    headers: BytesMut,
+    /// Forwarded client headers and our `x-request-id`: serialized once,
+    /// filtered per upstream only where its config asks for it.
+    headers: ClientHeaders<'a>,
     body: &'a ParsedBody,
 }
 
@@ -257,16 +209,16 @@ pub async fn run(
                     up.name(),
                     f.reason
                 );
-                last_timeout = f.timeout;
+                last_timeout = f.kind == FailKind::Timeout;
                 failed_tier = Some(target.priority);
                 up.health.count_failure();
                 ctx.metrics
                     .attempts
-                    .with_label_values(&[up.name(), f.kind()])
+                    .with_label_values(&[up.name(), f.label()])
                     .inc();
                 record_failure(&rt, up, f.retry_after());
-                match f.status {
-                    Some((429, ra)) => {
+                match f.kind {
+                    FailKind::Status(429, ra) => {
                         if let Some(ra) = ra {
                             soonest_retry = Some(soonest_retry.map_or(ra, |s| s.min(ra)));
                         }
@@ -314,24 +266,16 @@ fn record_failure(rt: &Runtime, up: &Upstream, wait: Option<Duration>) {
     }
 }
 
-fn outgoing<'a>(req: &Request, ctx: &RequestCtx, body: &'a ParsedBody) -> Outgoing<'a> {
+fn outgoing<'a>(req: &'a Request, ctx: &RequestCtx, body: &'a ParsedBody) -> Outgoing<'a> {
     let path = req.path();
     let mut rest = path.strip_prefix("/v1").unwrap_or(path).to_string();
     if let Some(q) = req.query() {
         rest.push('?');
         rest.push_str(q);
     }
-    let mut headers = BytesMut::with_capacity(512);
-    for (k, v) in req.headers() {
-        if !NOT_FORWARDED_SET.contains(k) {
-            // The request parser admits no CR/LF in names or values: safe as is.
-            put_header(&mut headers, k, v);
-        }
-    }
-    put_header(&mut headers, b"x-request-id", ctx.request_id.as_bytes());
     Outgoing {
         rest,
-        headers,
+        headers: ClientHeaders::new(req, &ctx.request_id),
         body,
     }
 }
@@ -365,25 +309,29 @@ async fn try_target(
 ) -> Result<Ready, Failure> {
     let cfg = &up.cfg;
     let (mut s, header) = {
-        // A pooled connection the upstream has meanwhile closed fails on first use;
-        // that is not the upstream's fault, so try a fresh one (bounded).
-        let mut stale = 0;
-        loop {
-            let (s, reused) = connect(up, deadline).await?;
-            match send(s, up, target, out, deadline).await {
-                Ok(x) => break x,
-                Err(f) if reused && !f.timeout && stale < 3 => stale += 1,
-                Err(f) => return Err(f),
+        // A pooled connection the upstream closed meanwhile fails on first
+        // use, before any answer: not the upstream's fault, so the request goes
+        // once more, on a new connection. Anything else fails the attempt: an
+        // upstream that answered (even with garbage) is never sent it twice.
+        let (conn, reused) = match up.pooled() {
+            Some(c) => (c, true),
+            None => (connect(up, deadline).await?, false),
+        };
+        match send(conn, up, target, out, deadline).await {
+            Ok(x) => x,
+            Err(f) if reused && f.kind == FailKind::Unanswered => {
+                let conn = connect(up, deadline).await?;
+                send(conn, up, target, out, deadline).await?
             }
+            Err(f) => return Err(f),
         }
     };
     let status = header.status;
     if up.retries_on(status) {
-        return Err(Failure {
-            reason: format!("status {status}"),
-            timeout: false,
-            status: Some((status, retry_after(&header))),
-        });
+        return Err(Failure::new(
+            FailKind::Status(status, retry_after(&header)),
+            format!("status {status}"),
+        ));
     }
     if !(200..300).contains(&status) {
         // The client's problem (400, 404, 422, ...): passed through as sent.
@@ -407,16 +355,19 @@ async fn try_target(
     let mut chunks = Vec::new();
     loop {
         match timed(s.read_body_within(wait, deadline).await) {
-            None if sse => return Err(Failure::timeout("first token timeout")),
-            None => return Err(Failure::timeout("response timeout")),
+            None if sse => return Err(Failure::new(FailKind::Timeout, "first token timeout")),
+            None => return Err(Failure::new(FailKind::Timeout, "response timeout")),
             Some(Err(e)) => {
-                return Err(Failure::closed(format!(
-                    "connection broke before first data ({})",
-                    e.as_str()
-                )))
+                return Err(Failure::new(
+                    body_failure(e),
+                    format!("connection broke before first data ({})", e.as_str()),
+                ))
             }
             Some(Ok(None)) if sse => {
-                return Err(Failure::closed("stream ended before its first event"))
+                return Err(Failure::new(
+                    FailKind::Broken,
+                    "stream ended before its first event",
+                ))
             }
             Some(Ok(None)) => {
                 return Ok(Ready {
@@ -444,17 +395,26 @@ async fn try_target(
     }
 }
 
-/// A pooled connection, or a new one within `connect_timeout`.
-async fn connect(up: &Upstream, deadline: Instant) -> Result<(Conn, bool), Failure> {
-    if let Some(c) = up.pooled() {
-        return Ok((c, true));
-    }
+/// A new connection within `connect_timeout`.
+async fn connect(up: &Upstream, deadline: Instant) -> Result<Conn, Failure> {
     match within(up.cfg.connect_timeout, deadline, up.open()).await {
-        None | Some(Err(ConnectError::Timeout)) => Err(Failure::timeout("connect timeout")),
-        Some(Err(ConnectError::Failed(kind))) => {
-            Err(Failure::connect(format!("connect error ({kind})")))
+        None | Some(Err(ConnectError::Timeout)) => {
+            Err(Failure::new(FailKind::Timeout, "connect timeout"))
         }
-        Some(Ok(c)) => Ok((c, false)),
+        Some(Err(ConnectError::Failed(kind))) => Err(Failure::new(
+            FailKind::Connect,
+            format!("connect error ({kind})"),
+        )),
+        Some(Ok(c)) => Ok(c),
+    }
+}
+
+/// A body read that failed before commit: bad framing is a malformed answer.
+fn body_failure(e: H1Error) -> FailKind {
+    match e {
+        H1Error::BadHead | H1Error::HeadTooLarge | H1Error::BadFraming => FailKind::Malformed,
+        H1Error::Closed | H1Error::Io => FailKind::Broken,
+        H1Error::Timeout => FailKind::Timeout,
     }
 }
 
@@ -490,7 +450,7 @@ async fn send(
     }
     let mut itoa = itoa::Buffer::new();
     put_header(&mut head, b"content-length", itoa.format(len).as_bytes());
-    head.extend_from_slice(&out.headers);
+    out.headers.write_for(&mut head, &up.sets, &up.allows);
     head.extend_from_slice(b"\r\n");
     let rest: &[&[u8]] = if inline {
         for p in body {
@@ -507,19 +467,27 @@ async fn send(
     let mut timer = std::mem::take(&mut conn.timer);
     let exchange = async {
         conn.send(&head, rest).await.map_err(|e| {
-            Failure::closed(format!("connection broke sending request ({})", e.kind()))
+            // Nothing of an answer can have come: the request did not get through.
+            Failure::new(
+                FailKind::Unanswered,
+                format!("connection broke sending request ({})", e.kind()),
+            )
         })?;
         conn.read_head().await.map_err(|e| {
-            Failure::closed(format!(
-                "connection closed before response ({})",
-                e.as_str()
-            ))
+            let kind = match body_failure(e) {
+                FailKind::Broken if !conn.answered() => FailKind::Unanswered,
+                k => k,
+            };
+            Failure::new(
+                kind,
+                format!("connection closed before response ({})", e.as_str()),
+            )
         })
     };
     let result = timer.within(until, exchange).await;
     conn.timer = timer;
     match result {
-        None => Err(Failure::timeout("response timeout")),
+        None => Err(Failure::new(FailKind::Timeout, "response timeout")),
         Some(Err(f)) => Err(f),
         Some(Ok(h)) => Ok((conn, h)),
     }
@@ -573,8 +541,9 @@ async fn commit(
             .and_then(crate::framing::parse_length)
     };
     client.start(resp.status);
+    let named = ConnectionNames::of(resp.headers.iter());
     for (k, v) in resp.headers.iter() {
-        if !NOT_RETURNED_SET.contains(k) {
+        if !NOT_RETURNED_SET.contains(k) && !named.contains(k) {
             client.header_lowercase(k, v);
         }
     }
@@ -684,46 +653,5 @@ impl<'a> StreamGauge<'a> {
 impl Drop for StreamGauge<'_> {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{NameSet, NOT_FORWARDED, NOT_FORWARDED_SET, NOT_RETURNED, NOT_RETURNED_SET};
-
-    #[test]
-    fn header_lists_match_any_case_and_nothing_else() {
-        for (list, set) in [
-            (NOT_FORWARDED, &*NOT_FORWARDED_SET),
-            (NOT_RETURNED, &*NOT_RETURNED_SET),
-        ] {
-            for n in list {
-                assert_eq!(*n, n.to_ascii_lowercase(), "lists are lower case");
-                assert!(set.contains(n.as_bytes()));
-                assert!(set.contains(n.to_ascii_uppercase().as_bytes()));
-                // Same length, one byte off.
-                let mut off = n.as_bytes().to_vec();
-                let last = off.len() - 1;
-                off[last] ^= 0x01;
-                assert!(!set.contains(&off), "{n}");
-            }
-        }
-        for kept in [
-            "content-type",
-            "accept",
-            "user-agent",
-            "openai-organization",
-            "x",
-            "",
-        ] {
-            assert!(!NOT_FORWARDED_SET.contains(kept.as_bytes()), "{kept}");
-        }
-        assert!(!NOT_RETURNED_SET.contains(b"content-type"));
-        let long = "x".repeat(100);
-        assert!(
-            !NOT_FORWARDED_SET.contains(long.as_bytes()),
-            "longer than any name"
-        );
-        assert!(!NameSet::new(&[]).contains(b""));
     }
 }

@@ -63,7 +63,8 @@ pub async fn handle(client: &mut Client, req: &Request, ctx: &mut RequestCtx) ->
     };
     ctx.key_name = key.map(|k| k.name.clone());
 
-    let body = match read_body(client, req, &rt.config.limits).await {
+    let body_deadline = ctx.started + rt.config.limits.body_total_timeout;
+    let body = match read_body(client, req, &rt.config.limits, body_deadline).await {
         Ok(b) => b,
         Err(e) => {
             // Whatever is left of the body cannot be told from a next request.
@@ -162,11 +163,13 @@ fn models_list(rt: &Runtime, key: Option<&ClientKey>) -> Bytes {
     Bytes::from(serde_json::json!({"object": "list", "data": data}).to_string())
 }
 
-/// Read the whole request body, bounded by `max` bytes.
+/// Read the whole request body, bounded by `max_body_bytes`, by
+/// `body_timeout` for each wait and by `deadline` for all of it.
 async fn read_body(
     client: &mut Client,
     req: &Request,
     limits: &LimitsConfig,
+    deadline: std::time::Instant,
 ) -> Result<Bytes, GatewayError> {
     let max = limits.max_body_bytes;
     let declared = client
@@ -191,11 +194,14 @@ async fn read_body(
     let mut total = 0usize;
     loop {
         let chunk = client
-            .read_body_within(limits.body_timeout)
+            .read_body_within(limits.body_timeout, deadline)
             .await
             .map_err(|e| match e.kind() {
                 io::ErrorKind::TimedOut => {
                     GatewayError::BadRequest("timed out reading the request body".into())
+                }
+                io::ErrorKind::InvalidData => {
+                    GatewayError::BadRequest("malformed chunked request body (RFC 9112 7.1)".into())
                 }
                 k => GatewayError::BadRequest(format!("could not read the request body: {k}")),
             })?;

@@ -9,13 +9,13 @@
 //! 1 KB chat body (callgrind). Here strings, most of a chat body, are skipped
 //! sixteen bytes a step (SSE2), control characters found in the same step.
 //!
-//! What is accepted is what `serde_json` accepts when it ignores a value
-//! (RFC 8259: no trailing commas, no comments, control characters only as
-//! escapes, `\u` with four hex digits, no trailing data); the tests check
+//! What is accepted is RFC 8259 JSON: what `serde_json` accepts when it
+//! ignores a value (no trailing commas, no comments, control characters only
+//! as escapes, `\u` with four hex digits, no trailing data), with every
+//! string valid UTF-8 (checked in the same pass, run by run); the tests check
 //! the two against each other on random and mutated documents. Like the serde
-//! derive it replaces, a top-level key is compared after unescaping, keys and
-//! the `model` and `stream` values must be UTF-8, and either field twice is an
-//! error.
+//! derive it replaces, a top-level key is compared after unescaping, and
+//! either field twice is an error.
 
 use std::fmt;
 use std::ops::Range;
@@ -138,11 +138,6 @@ pub fn scan(b: &[u8], max_depth: usize) -> Result<Fields, ScanError> {
         // A value ended at `i`: close containers until one wants another value.
         loop {
             if key != Key::Other && depth == 1 && is_object(&objects, 1) {
-                // Borrowed as text by the derive: UTF-8 like the keys.
-                let value = &b[top_start..i];
-                if !value.is_ascii() && std::str::from_utf8(value).is_err() {
-                    return Err(syntax(top_start, "invalid unicode in value"));
-                }
                 match key {
                     Key::Model => fields.model = Some(top_start..i),
                     _ => fields.stream = Some(top_start..i),
@@ -229,9 +224,8 @@ fn classify(quoted: &[u8], escaped: bool) -> Option<Key> {
         return match inner {
             b"model" => Some(Key::Model),
             b"stream" => Some(Key::Stream),
-            // ASCII is UTF-8; most keys need no validation call.
-            _ if inner.is_ascii() || std::str::from_utf8(inner).is_ok() => Some(Key::Other),
-            _ => None,
+            // Its UTF-8 was checked by `string`.
+            _ => Some(Key::Other),
         };
     }
     serde_json::from_slice::<String>(quoted)
@@ -248,7 +242,16 @@ fn classify(quoted: &[u8], escaped: bool) -> Option<Key> {
 fn string(b: &[u8], mut i: usize) -> Result<(usize, bool), ScanError> {
     let mut escaped = false;
     loop {
-        i += plain_run(b.get(i..).unwrap_or_default());
+        let (n, wide) = plain_run(b.get(i..).unwrap_or_default());
+        if wide {
+            // RFC 8259 8.1: text is UTF-8. Checked here, in the one pass: a
+            // multi-byte sequence never holds a quote, backslash or control
+            // byte, so each run between them is checked on its own.
+            if let Err(e) = std::str::from_utf8(&b[i..i + n]) {
+                return Err(syntax(i + e.valid_up_to(), "invalid UTF-8 in string"));
+            }
+        }
+        i += n;
         match b.get(i) {
             None => return Err(syntax(b.len(), "EOF while parsing a string")),
             Some(b'"') => return Ok((i + 1, escaped)),
@@ -266,26 +269,29 @@ fn string(b: &[u8], mut i: usize) -> Result<(usize, bool), ScanError> {
     }
 }
 
-/// Length of the leading run of `s` free of `"`, `\` and control characters:
-/// sixteen bytes a step with SSE2 (part of every x86_64), then eight at a time
-/// (SWAR). Most strings of a chat body are short (keys, roles), where calling
-/// out to `memchr` cost more than the search.
+/// Length of the leading run of `s` free of `"`, `\\` and control characters,
+/// and whether the run has a byte above 0x7f (then it must be checked as
+/// UTF-8): sixteen bytes a step with SSE2 (part of every x86_64), then eight
+/// at a time (SWAR). Most strings of a chat body are short (keys, roles),
+/// where calling out to `memchr` cost more than the search.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn plain_run(s: &[u8]) -> usize {
+fn plain_run(s: &[u8]) -> (usize, bool) {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8,
+        _mm_set1_epi8, _mm_setzero_si128,
     };
     let mut i = 0;
     // SAFETY: SSE2 is in the x86_64 baseline, so these instructions exist on
     // every CPU this code runs on; each unaligned load (`loadu` has no
     // alignment requirement) reads s[i..i + 16], inside `s` by the loop
     // condition.
-    unsafe {
+    let wide = unsafe {
         let quote = _mm_set1_epi8(b'"' as i8);
         let backslash = _mm_set1_epi8(b'\\' as i8);
         let ctl_max = _mm_set1_epi8(0x1f);
+        // High bits of every byte passed over.
+        let mut wide = _mm_setzero_si128();
         while i + 16 <= s.len() {
             let x = _mm_loadu_si128(s.as_ptr().add(i).cast::<__m128i>());
             // Unsigned min(x, 0x1f) == x exactly for x <= 0x1f.
@@ -293,26 +299,32 @@ fn plain_run(s: &[u8]) -> usize {
             let special = _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash));
             let mask = _mm_movemask_epi8(_mm_or_si128(special, ctl)) as u32;
             if mask != 0 {
-                return i + mask.trailing_zeros() as usize;
+                let n = mask.trailing_zeros();
+                let before = _mm_movemask_epi8(x) as u32 & ((1u32 << n) - 1);
+                return (i + n as usize, before != 0 || _mm_movemask_epi8(wide) != 0);
             }
+            wide = _mm_or_si128(wide, x);
             i += 16;
         }
-    }
-    i + swar_run(&s[i..])
+        _mm_movemask_epi8(wide) != 0
+    };
+    let (n, tail_wide) = swar_run(&s[i..]);
+    (i + n, wide || tail_wide)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn plain_run(s: &[u8]) -> usize {
+fn plain_run(s: &[u8]) -> (usize, bool) {
     swar_run(s)
 }
 
 /// [`plain_run`] eight bytes at a time in a `u64`.
-fn swar_run(s: &[u8]) -> usize {
+fn swar_run(s: &[u8]) -> (usize, bool) {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     // High bit of each byte that is zero (exact for the lowest flagged byte,
     // which is the one used).
     let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut wide = 0u64;
     let mut i = 0;
     while let Some(w) = s.get(i..i + 8) {
         let mut word = [0u8; 8];
@@ -323,14 +335,19 @@ fn swar_run(s: &[u8]) -> usize {
             | zero(x ^ (ONES * u64::from(b'\\')))
             | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
         if hit != 0 {
-            return i + (hit.trailing_zeros() / 8) as usize;
+            let n = (hit.trailing_zeros() / 8) as usize;
+            let before = x & !(u64::MAX << (8 * n));
+            return (i + n, (wide | before) & HIGH != 0);
         }
+        wide |= x;
         i += 8;
     }
-    i + s[i..]
+    let tail = &s[i..];
+    let n = tail
         .iter()
         .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-        .unwrap_or(s.len() - i)
+        .unwrap_or(tail.len());
+    (i + n, wide & HIGH != 0 || !tail[..n].is_ascii())
 }
 
 fn literal(b: &[u8], i: usize, word: &[u8]) -> Result<usize, ScanError> {
@@ -448,7 +465,7 @@ mod tests {
 
     #[test]
     fn agrees_with_serde_json_on_random_and_mutated_documents() {
-        let noise = b"{}[]\",:\\ \t\nu0aeE.-+9tfnl\x01\x1f";
+        let noise = b"{}[]\",:\\ \t\nu0aeE.-+9tfnl\x01\x1f\xc3\xa9\xff\xe2\x80\xed\xa0";
         let mut rng = fastrand::Rng::with_seed(11);
         let mut valid = 0;
         for n in 0..60_000 {
@@ -469,19 +486,25 @@ mod tests {
             }
             let ours = scan(&bytes, DEPTH_LIMIT);
             let text = String::from_utf8_lossy(&bytes);
+            // serde checks UTF-8 only where it builds strings; JSON text is
+            // UTF-8 throughout (outside strings only ASCII is valid anyway).
+            let utf8 = std::str::from_utf8(&bytes).is_ok();
             let object = bytes.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'{');
             if !object {
                 let theirs = serde_json::from_slice::<IgnoredAny>(&bytes);
                 assert_eq!(
                     ours.is_ok(),
-                    theirs.is_ok(),
+                    theirs.is_ok() && utf8,
                     "#{n} {text:?}: {ours:?} vs {theirs:?}"
                 );
                 continue;
             }
             // An object: the derive is the reference (it also refuses a
             // duplicate `model` or `stream`), fields included.
-            match (&ours, serde_json::from_slice::<Probe>(&bytes)) {
+            let theirs = serde_json::from_slice::<Probe>(&bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|p| if utf8 { Ok(p) } else { Err("not UTF-8".into()) });
+            match (&ours, theirs) {
                 (Ok(f), Ok(p)) => {
                     // Serde reads `null` into an `Option` as `None`.
                     let not_null = |r: &Option<Range<usize>>| {
@@ -511,14 +534,48 @@ mod tests {
                     s.push(b'z');
                     if at < len {
                         s[at] = special;
-                        assert_eq!(plain_run(&s), at, "{s:?}");
-                        assert_eq!(swar_run(&s), at, "{s:?}");
+                        assert_eq!(plain_run(&s), (at, false), "{s:?}");
+                        assert_eq!(swar_run(&s), (at, false), "{s:?}");
                     }
                 }
                 let s = vec![0xe9u8; len];
-                assert_eq!(plain_run(&s), len);
-                assert_eq!(swar_run(&s), len);
+                assert_eq!(plain_run(&s), (len, len > 0));
+                assert_eq!(swar_run(&s), (len, len > 0));
             }
+        }
+    }
+
+    #[test]
+    fn plain_run_reports_wide_bytes_before_the_stop_only() {
+        for len in 1..70 {
+            for wide_at in 0..len {
+                for stop_at in 0..=len {
+                    let mut s = vec![b'a'; len];
+                    s[wide_at] = 0xc3;
+                    if stop_at < len {
+                        s[stop_at] = b'"';
+                    }
+                    let want = (stop_at.min(len), wide_at < stop_at);
+                    assert_eq!(plain_run(&s), want, "{len} {wide_at} {stop_at}");
+                    assert_eq!(swar_run(&s), want, "{len} {wide_at} {stop_at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strings_must_be_utf8() {
+        assert!(scan("{\"messages\":[\"héllo 世界 🎉\"]}".as_bytes(), 8).is_ok());
+        for bad in [
+            &b"{\"a\":\"\xff\"}"[..],
+            b"{\"a\":\"caf\xc3\"}",
+            b"{\"a\":\"\xc0\xaf\"}",
+            b"{\"a\":\"\xed\xa0\x80\"}",
+            b"{\"a\":\"\xf4\x90\x80\x80\"}",
+            b"[\"0123456789abcdef0123456789abcdef\x80\"]",
+            b"[\"\xe2\x82\\n\"]",
+        ] {
+            assert!(scan(bad, 8).is_err(), "{bad:?}");
         }
     }
 

@@ -16,6 +16,7 @@
 
 mod attempt;
 mod ctx;
+mod forward;
 mod handler;
 pub mod json;
 mod respond;
@@ -100,6 +101,14 @@ impl Gateway {
             }
             HeadError::TooLarge => GatewayError::HeadersTooLarge(limits.max_header_bytes),
             HeadError::Malformed => GatewayError::BadRequest("malformed HTTP request head".into()),
+            HeadError::BadTarget => GatewayError::BadRequest(
+                "invalid request target: send a path such as /v1/chat/completions, in \
+                 visible ASCII, without dot-segments (. or ..) or broken %-escapes"
+                    .into(),
+            ),
+            HeadError::BadHost => GatewayError::BadRequest(
+                "an HTTP/1.1 request needs exactly one Host header with a valid host[:port]".into(),
+            ),
             HeadError::Framing => GatewayError::BadRequest(
                 "ambiguous request framing: send either one Content-Length or \
                  Transfer-Encoding: chunked"

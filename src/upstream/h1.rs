@@ -27,6 +27,8 @@ const MAX_HEAD: usize = 1 << 20;
 const MAX_HEADERS: usize = 256;
 const MIN_READ: usize = 2 * 1024;
 const MAX_READ: usize = 64 * 1024;
+/// Chunk-extension and trailer bytes accepted in one chunked answer.
+const MAX_TRAILERS: usize = 64 * 1024;
 
 /// Why a response could not be read. Names only, safe for logs and error text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +87,9 @@ pub struct Conn {
     read_size: usize,
     body: Body,
     keep_alive: bool,
+    /// Some byte of an answer arrived in this exchange: from then on the
+    /// request may have been processed, and must not be sent again.
+    answered: bool,
     /// Bounds the exchange and every body read that waits; kept (and reused)
     /// with the connection.
     pub timer: Deadline,
@@ -98,6 +103,7 @@ impl Conn {
             read_size: MIN_READ,
             body: Body::Head,
             keep_alive: true,
+            answered: false,
             timer: Deadline::default(),
         }
     }
@@ -135,12 +141,20 @@ impl Conn {
                 .ok_or(H1Error::Timeout)?,
         }
         .map_err(|_| H1Error::Io)?;
+        self.answered |= n > 0;
         // Grow reads for large bodies; small answers and SSE events keep the
         // buffer (and each open stream's memory) small.
         if n >= self.read_size && self.read_size < MAX_READ {
             self.read_size *= 2;
         }
         Ok(n)
+    }
+
+    /// Whether any byte of an answer has arrived since this exchange began. A
+    /// pooled connection that failed with `false` here was closed before the
+    /// upstream took the request (RFC 9112 9.3.1: then it may be sent again).
+    pub fn answered(&self) -> bool {
+        self.answered
     }
 
     /// Read the response head, skipping informational (1xx) answers.
@@ -172,6 +186,9 @@ impl Conn {
                 Err(_) => return Err(H1Error::BadHead),
             };
             let code = resp.code.ok_or(H1Error::BadHead)?;
+            if code < 100 {
+                return Err(H1Error::BadHead);
+            }
             if (100..200).contains(&code) {
                 // 101 would switch protocols; we never ask for an upgrade.
                 if code == 101 {
@@ -183,7 +200,7 @@ impl Conn {
                 }
                 continue;
             }
-            if code > 999 {
+            if code > 599 {
                 return Err(H1Error::BadHead);
             }
             let mut length: Option<u64> = None;
@@ -207,7 +224,15 @@ impl Conn {
                     keep_alive = framing::keep_alive(h.value, http10, keep_alive);
                 }
             }
-            if coded {
+            if coded && http10 {
+                // RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message is
+                // faulty framing, whatever Content-Length says.
+                return Err(H1Error::BadFraming);
+            }
+            if coded && length.is_some() {
+                // Transfer-Encoding wins (RFC 9112 6.3), but a message with
+                // both is how responses are split: never reuse the connection.
+                keep_alive = false;
                 length = None;
             }
             // Copied: a slice of the read buffer would keep it shared for as
@@ -228,7 +253,7 @@ impl Conn {
             self.body = if code == 204 || code == 304 {
                 Body::Done
             } else if chunked {
-                Body::Chunked(framing::Decoder::default())
+                Body::Chunked(framing::Decoder::new(MAX_TRAILERS))
             } else if coded {
                 // Another final coding: only the close ends the body.
                 self.keep_alive = false;
@@ -323,6 +348,7 @@ impl Conn {
         }
         self.body = Body::Head;
         self.read_size = MIN_READ;
+        self.answered = false;
         Some(self)
     }
 
@@ -432,8 +458,34 @@ mod tests {
     async fn transfer_encoding_overrides_content_length() {
         let wire = b"HTTP/1.1 200 OK\r\ncontent-length: 99\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
         let (s, b, r, head) = read_all(wire, &[]).await.expect("read");
-        assert_eq!((s, b.as_slice(), r), (200, &b"ok"[..], true));
+        // Read as chunked, but a message framed two ways ends its connection.
+        assert_eq!((s, b.as_slice(), r), (200, &b"ok"[..], false));
         assert!(head.headers.get("content-length").is_none());
+    }
+
+    #[tokio::test]
+    async fn statuses_outside_100_599_and_coded_http10_answers_are_refused() {
+        for wire in [
+            &b"HTTP/1.1 099 Odd\r\ncontent-length: 0\r\n\r\n"[..],
+            b"HTTP/1.1 600 Odd\r\ncontent-length: 0\r\n\r\n",
+            b"HTTP/1.1 999 Odd\r\ncontent-length: 0\r\n\r\n",
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nx: folded\r\n  line\r\ncontent-length: 0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nx: a\x01b\r\ncontent-length: 0\r\n\r\n",
+        ] {
+            assert_eq!(
+                read_all(wire, &[]).await.err(),
+                Some(H1Error::BadHead),
+                "{:?}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+        let wire = b"HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+        assert_eq!(read_all(wire, &[]).await.err(), Some(H1Error::BadFraming));
+        let (s, _, _, _) = read_all(b"HTTP/1.1 599 Edge\r\ncontent-length: 0\r\n\r\n", &[])
+            .await
+            .expect("599 is a status");
+        assert_eq!(s, 599);
     }
 
     #[tokio::test]

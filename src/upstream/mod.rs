@@ -42,6 +42,11 @@ pub struct Upstream {
     pub attempts: AttemptSeries,
     /// The resolved address (plain TCP connects here directly).
     addr: SocketAddr,
+    /// Lower-case names of the headers the gateway sets for this upstream
+    /// (its config headers, its auth header): the client's are not sent.
+    pub sets: Vec<Box<[u8]>>,
+    /// Guarded client headers this upstream accepts (`forward_headers`).
+    pub allows: Vec<Box<[u8]>>,
 }
 
 impl Upstream {
@@ -85,7 +90,22 @@ impl Upstream {
             }
             None => None,
         };
+        let mut sets: Vec<Box<[u8]>> = cfg
+            .headers
+            .iter()
+            .map(|(n, _)| n.as_str().as_bytes().into())
+            .collect();
+        if auth.is_some() {
+            sets.push(b"authorization".as_slice().into());
+        }
+        let allows = cfg
+            .forward_headers
+            .iter()
+            .map(|n| n.as_str().as_bytes().into())
+            .collect();
         Ok(Upstream {
+            sets,
+            allows,
             cfg,
             pool_key: peer.reuse_hash(),
             peer,
