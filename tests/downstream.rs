@@ -259,27 +259,40 @@ async fn stopping_closes_idle_connections_and_ends_kept_ones() {
         .contains(&("connection".into(), "close".into())));
 }
 
-/// Mangled requests (bytes flipped, CR/LF inserted, cut short, lines doubled):
-/// each gets a well-formed answer or a close, never a hang or a crash, and the
-/// gateway serves a normal request afterwards.
+/// 2,000 seeded mangled requests (bytes flipped, CR/LF, high bytes, dots,
+/// `%` and spaces inserted, cut short, framing and Host lines added, leading
+/// empty lines): each gets a well-formed answer or a close, never a hang or
+/// a crash, and the gateway serves a normal request afterwards.
 #[tokio::test(flavor = "multi_thread")]
 async fn mangled_requests_get_an_answer_or_a_close() {
     let m = ok_mock().await;
     let gw = one_route(&m, "limits: {header_timeout: 500ms, body_timeout: 500ms}").await;
     let valid = chat_request("HTTP/1.1", "connection: close\r\n", false).into_bytes();
     let mut rng = fastrand::Rng::with_seed(6);
-    for case in 0..150 {
+    let lines: [&[u8]; 5] = [
+        b"content-length: 7\r\n",
+        b"transfer-encoding: chunked\r\n",
+        b"host: other\r\n",
+        b"x_under: 1\r\n",
+        b"connection: x-a, close\r\n",
+    ];
+    for case in 0..2_000 {
         let mut wire = valid.clone();
         for _ in 0..rng.usize(1..4) {
             let at = rng.usize(..wire.len());
-            match rng.u8(..5) {
+            match rng.u8(..8) {
                 0 => wire[at] = rng.u8(..),
                 1 => wire.insert(at, if rng.bool() { b'\r' } else { b'\n' }),
                 2 => wire.truncate(at.max(1)),
                 3 => {
-                    let line = b"content-length: 7\r\n";
+                    let line = lines[rng.usize(..lines.len())];
                     let at = wire.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
                     wire.splice(at..at, line.iter().copied());
+                }
+                4 => wire.insert(at, [b'.', b'%', 0x80, 0xff, b'#'][rng.usize(..5)]),
+                5 => {
+                    let n = rng.usize(1..12);
+                    wire.splice(0..0, b"\r\n".repeat(n));
                 }
                 _ => wire.insert(at, b' '),
             }

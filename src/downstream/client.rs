@@ -15,14 +15,14 @@
 //! answers then carry `connection: close`), and closing whenever framing is in
 //! doubt.
 
-use crate::framing::{self, parse_length, write_all_vectored, Decoder, HeaderLines, Step};
+use super::head::{parse_head, BodyFraming, HeadError, Request};
+use crate::framing::{self, write_all_vectored, Decoder, Step};
 use crate::timer::Deadline;
 use bytes::{Buf, Bytes, BytesMut};
 use pingora::prelude::fast_timeout::fast_timeout;
 use pingora::server::ShutdownWatch;
 use std::future::Future;
 use std::io::{self, IoSlice};
-use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,7 +30,6 @@ use tokio::net::TcpStream;
 
 /// How long a kept-alive connection may idle before the next request.
 pub const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
-const MAX_HEADERS: usize = 256;
 const READ_SIZE: usize = 4 * 1024;
 /// Bytes of a head beyond `max_header_bytes` we still wait for: the request
 /// line, line ends and the blank line are not counted in that limit.
@@ -51,75 +50,6 @@ pub const TIMEOUT_RESPONSE: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-ty
 pub struct HeadLimits {
     pub max_header_bytes: usize,
     pub header_timeout: Duration,
-}
-
-/// Why no request could be read; the connection is answered (except `Gone`)
-/// and closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeadError {
-    /// Closed, reset, idle too long, or the server is stopping: nothing to answer.
-    Gone,
-    /// The head did not complete within the header deadline (408).
-    Timeout,
-    /// Larger than `max_header_bytes`, or too many header lines (431).
-    TooLarge,
-    /// Not an HTTP/1.x request head, or too many empty lines before it (400).
-    Malformed,
-    /// A request target other than origin form (or absolute form with an
-    /// http/https scheme), bytes outside visible ASCII, a broken
-    /// percent-escape, or a dot-segment in the path (400).
-    BadTarget,
-    /// An HTTP/1.1 request without exactly one Host header, or a Host (or an
-    /// absolute-form authority) that is not a valid `host[:port]` (400).
-    BadHost,
-    /// Content-Length and Transfer-Encoding together, several lengths, or a
-    /// coding we cannot frame (400): what request smuggling relies on.
-    Framing,
-}
-
-type Span = (u32, u32);
-
-/// One parsed request head. The target's parts are offsets into the head.
-#[derive(Debug)]
-pub struct Request {
-    pub method: http::Method,
-    path: Span,
-    query: Option<Span>,
-    pub http10: bool,
-    head: HeaderLines,
-}
-
-impl Request {
-    fn text(&self, s: Span) -> &str {
-        // Request targets are checked by httparse to be visible ASCII.
-        framing::text(&self.head.raw()[s.0 as usize..s.1 as usize]).unwrap_or("")
-    }
-
-    /// The path without the query (`/v1/chat/completions`).
-    pub fn path(&self) -> &str {
-        match self.text(self.path) {
-            "" => "/",
-            p => p,
-        }
-    }
-
-    pub fn query(&self) -> Option<&str> {
-        self.query.map(|q| self.text(q))
-    }
-
-    /// All header lines, in order, names as sent.
-    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.head.iter()
-    }
-
-    /// The first value of header `name` (ASCII case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.head.get(name)
-    }
-
-    pub fn header_str(&self, name: &str) -> Option<&str> {
-        self.header(name).and_then(framing::text)
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,117 +187,21 @@ impl Client {
                 return Err(HeadError::Malformed);
             }
         }
-        let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut []);
-        let n = match httparse::ParserConfig::default()
-            .parse_request_with_uninit_headers(&mut req, &self.buf, &mut slots)
-        {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-            Err(_) => return Err(HeadError::Malformed),
+        let Some(parsed) = parse_head(&self.buf, max_header_bytes)? else {
+            return Ok(None);
         };
-        let base = self.buf.as_ptr() as usize;
-        let span = |s: &[u8]| -> Span {
-            let at = s.as_ptr() as usize - base;
-            (at as u32, (at + s.len()) as u32)
-        };
-        let method = req.method.unwrap_or("");
-        let method =
-            http::Method::from_bytes(method.as_bytes()).map_err(|_| HeadError::Malformed)?;
-        let target = req.path.unwrap_or("");
-        let (path_at, authority) = target_parts(target)?;
-        let (tspan_at, _) = span(target.as_bytes());
-        let rel = &target[path_at..];
-        let (p, q) = match rel.split_once('?') {
-            Some((p, q)) => (p, Some(q)),
-            None => (rel, None),
-        };
-        if !clean_path(p.as_bytes()) {
-            return Err(HeadError::BadTarget);
-        }
-        let p_at = tspan_at + path_at as u32;
-        let path = if p.is_empty() {
-            // `http://host` alone: the root.
-            (0, 0)
-        } else {
-            (p_at, p_at + p.len() as u32)
-        };
-        let query = q.map(|q| {
-            let at = p_at + p.len() as u32 + 1;
-            (at, at + q.len() as u32)
-        });
-        let http10 = req.version == Some(0);
-        let mut size = target.len();
-        let mut lengths = 0usize;
-        let mut length: Option<u64> = None;
-        let mut codings = 0usize;
-        let mut chunked = false;
-        let mut hosts = 0usize;
-        let mut host_ok = true;
-        let mut keep_alive = !http10;
-        for h in req.headers.iter() {
-            size += h.name.len() + h.value.len() + 4;
-            let name = h.name.as_bytes();
-            if framing::eq_ci(name, b"content-length") {
-                lengths += 1;
-                length = parse_length(h.value);
-                if length.is_none() {
-                    return Err(HeadError::Framing);
-                }
-            } else if framing::eq_ci(name, b"transfer-encoding") {
-                // Only `chunked` alone: any other coding would reach the
-                // upstream as if it were the body.
-                codings += 1;
-                chunked = framing::eq_ci(h.value.trim_ascii(), b"chunked");
-            } else if framing::eq_ci(name, b"host") {
-                hosts += 1;
-                host_ok &= valid_host(h.value);
-            } else if framing::eq_ci(name, b"connection") {
-                keep_alive = framing::keep_alive(h.value, http10, keep_alive);
-            }
-        }
-        // RFC 9112 3.2: an HTTP/1.1 request has exactly one Host; none may
-        // have two or an invalid one. An absolute-form authority must be a
-        // valid host as well (it then stands for the Host).
-        if hosts > 1 || (hosts == 0 && !http10) || !host_ok {
-            return Err(HeadError::BadHost);
-        }
-        if authority.is_some_and(|a| a.is_empty() || !valid_host(a.as_bytes())) {
-            return Err(HeadError::BadHost);
-        }
-        if size > max_header_bytes {
-            return Err(HeadError::TooLarge);
-        }
-        let coded = codings > 0;
-        if lengths > 1 || (lengths == 1 && coded) || (coded && (codings > 1 || !chunked || http10))
-        {
-            return Err(HeadError::Framing);
-        }
-        // Copied out (a few hundred bytes): a slice would keep the whole read
-        // buffer alive for as long as the request, i.e. for a whole stream.
-        let lines = req.headers.iter().map(|h| (h.name.as_bytes(), h.value));
-        let head = HeaderLines::copy_from(&self.buf[..n], lines, |_| true);
-        self.buf.advance(n);
-        self.body = if chunked {
+        self.buf.advance(parsed.len);
+        self.body = match parsed.body {
             // Extensions and trailers are bounded like the head they extend.
-            ReqBody::Chunked(Decoder::new(max_header_bytes))
-        } else {
-            match length {
-                Some(l) if l > 0 => ReqBody::Length(l),
-                _ => ReqBody::Done,
-            }
+            BodyFraming::Chunked => ReqBody::Chunked(Decoder::new(max_header_bytes)),
+            BodyFraming::Length(l) => ReqBody::Length(l),
+            BodyFraming::None => ReqBody::Done,
         };
-        self.keep_alive = keep_alive;
-        self.http10 = http10;
-        self.head_request = method == http::Method::HEAD;
-        Ok(Some(Request {
-            method,
-            path,
-            query,
-            http10,
-            head,
-        }))
+        let req = parsed.request;
+        self.keep_alive = parsed.keep_alive;
+        self.http10 = req.http10;
+        self.head_request = req.method == http::Method::HEAD;
+        Ok(Some(req))
     }
 
     /// The request body's length as its Content-Length gave it, before any of
@@ -646,103 +480,6 @@ impl Client {
         let _ = self.stream.write_all(bytes).await;
         let _ = self.stream.flush().await;
     }
-}
-
-/// Where the path of request target `t` starts, and the authority if `t` is
-/// in absolute form (RFC 9112 3.2): origin form `/p?q`, or `http(s)://a/p?q`
-/// as proxies send it. Every byte must be visible ASCII (httparse also lets
-/// bytes above 0x7f through) and there is no fragment.
-fn target_parts(t: &str) -> Result<(usize, Option<&str>), HeadError> {
-    if !t.bytes().all(|c| (0x21..0x7f).contains(&c) && c != b'#') {
-        return Err(HeadError::BadTarget);
-    }
-    if t.starts_with('/') {
-        return Ok((0, None));
-    }
-    let (scheme, rest) = t.split_once("://").ok_or(HeadError::BadTarget)?;
-    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
-        return Err(HeadError::BadTarget);
-    }
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    Ok((scheme.len() + 3 + end, Some(&rest[..end])))
-}
-
-/// A path with valid percent-escapes and no dot-segment (`.`, `..`), also
-/// when written with `%2e` or next to an encoded `/` or a `\`: the path
-/// goes after an upstream's `base_url` path and must never climb out of it,
-/// however the upstream decodes and normalises it.
-fn clean_path(p: &[u8]) -> bool {
-    // The common path has none of the three: one pass, no decoding.
-    if !p.iter().any(|&c| c == b'.' || c == b'%' || c == b'\\') {
-        return true;
-    }
-    let hex = |c: u8| (c as char).to_digit(16);
-    let (mut len, mut dots) = (0usize, 0usize);
-    let mut i = 0;
-    loop {
-        let c = match p.get(i) {
-            None => None,
-            Some(b'%') => {
-                let (Some(h), Some(l)) = (
-                    p.get(i + 1).and_then(|c| hex(*c)),
-                    p.get(i + 2).and_then(|c| hex(*c)),
-                ) else {
-                    return false;
-                };
-                i += 2;
-                Some((h * 16 + l) as u8)
-            }
-            Some(&c) => Some(c),
-        };
-        match c {
-            None | Some(b'/' | b'\\') => {
-                if len > 0 && len == dots && dots <= 2 {
-                    return false;
-                }
-                if c.is_none() {
-                    return true;
-                }
-                (len, dots) = (0, 0);
-            }
-            Some(c) => {
-                len += 1;
-                dots += usize::from(c == b'.');
-            }
-        }
-        i += 1;
-    }
-}
-
-/// `uri-host [":" port]` (RFC 9110 7.2): a reg-name (unreserved,
-/// sub-delims, percent-escapes), an IPv4 address, or an IP literal in
-/// brackets; the port digits only. An empty value is valid (RFC 9112 3.2).
-fn valid_host(v: &[u8]) -> bool {
-    let (host, port) = if v.first() == Some(&b'[') {
-        let Some(end) = v.iter().position(|&c| c == b']') else {
-            return false;
-        };
-        let literal = &v[1..end];
-        if literal.is_empty()
-            || !literal
-                .iter()
-                .all(|&c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
-        {
-            return false;
-        }
-        match &v[end + 1..] {
-            [] => return true,
-            [b':', port @ ..] => (&v[..0], port),
-            _ => return false,
-        }
-    } else {
-        match v.iter().position(|&c| c == b':') {
-            Some(i) => (&v[..i], &v[i + 1..]),
-            None => (v, &v[..0]),
-        }
-    };
-    host.iter()
-        .all(|&c| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&c))
-        && port.iter().all(u8::is_ascii_digit)
 }
 
 /// Resolves once the server begins to shut down.

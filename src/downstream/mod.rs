@@ -5,8 +5,10 @@
 
 pub mod client;
 pub mod guard;
+pub mod head;
 pub mod listener;
 
-pub use client::{Client, HeadError, HeadLimits, Request};
+pub use client::{Client, HeadLimits};
 pub use guard::Guarded;
+pub use head::{HeadError, Request};
 pub use listener::AiListener;
