@@ -49,7 +49,27 @@ fn rewrite(c: &mut Criterion) {
             })
         },
     );
+    // The same shape in Chinese: every string run is checked as UTF-8.
+    let utf8 = Bytes::from(chat_utf8());
+    g.throughput(Throughput::Bytes(utf8.len() as u64));
+    g.bench_with_input(
+        BenchmarkId::new("parse_and_splice", "chat_1KB_utf8"),
+        &utf8,
+        |b, body| {
+            b.iter(|| {
+                let p = ParsedBody::parse(body.clone()).expect("valid");
+                black_box(p.with_model(&model));
+            })
+        },
+    );
     g.finish();
+}
+
+fn chat_utf8() -> String {
+    let text = "我们的网关把流量按三比一的权重发给两个服务商，第三个作为备用。今天早上第一个服务商有几分钟返回了五零三。";
+    format!(
+        r#"{{"model":"chat","messages":[{{"role":"system","content":"{text}"}},{{"role":"user","content":"{text}"}},{{"role":"assistant","content":"{text}"}}],"temperature":0.3,"max_tokens":300,"stream":false}}"#
+    )
 }
 
 const CHAT_1KB: &[u8] = br#"{"model":"chat","messages":[{"role":"system","content":"You are a careful assistant for a support team. Answer briefly, quote the setting you rely on, and say so when you are unsure."},{"role":"user","content":"Our gateway sends traffic to two providers with weights 3 and 1, and a third one as a fallback. This morning the first provider answered 503 for a few minutes."},{"role":"assistant","content":"Requests it refused were retried on the second provider; the fallback was only used when both failed."},{"role":"user","content":"What would the clients have seen in latency and errors during those minutes, and should we change the retry settings? Keep the answer short."}],"temperature":0.3,"top_p":1,"max_tokens":300,"n":1,"presence_penalty":0,"frequency_penalty":0,"stream":false,"user":"support-bench-01","metadata":{"team":"support","trace":"bench"}}"#;

@@ -19,8 +19,8 @@ enum State {
     /// Expecting a chunk-size line.
     #[default]
     Size,
-    /// Inside chunk data: bytes still to come.
-    Data(u64),
+    /// Inside chunk data: `Decoder::left` bytes still to come.
+    Data,
     /// Expecting the CRLF after chunk data.
     DataEnd,
     /// After the last chunk: trailer lines up to an empty one.
@@ -46,9 +46,11 @@ pub enum Step {
 /// chunks and reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decoder {
-    state: State,
+    /// Chunk data bytes still to come (in `State::Data`).
+    left: u64,
     /// Extension and trailer bytes still allowed.
-    meta_left: usize,
+    meta_left: u32,
+    state: State,
 }
 
 impl Decoder {
@@ -56,8 +58,9 @@ impl Decoder {
     /// (line ends of trailer lines included).
     pub fn new(meta_limit: usize) -> Self {
         Decoder {
+            left: 0,
+            meta_left: u32::try_from(meta_limit).unwrap_or(u32::MAX),
             state: State::Size,
-            meta_left: meta_limit,
         }
     }
 
@@ -67,8 +70,13 @@ impl Decoder {
 
     /// Take `n` bytes from the extension/trailer budget.
     fn charge(&mut self, n: usize) -> Result<(), BadChunk> {
+        let n = u32::try_from(n).map_err(|_| BadChunk)?;
         self.meta_left = self.meta_left.checked_sub(n).ok_or(BadChunk)?;
         Ok(())
+    }
+
+    fn meta_left(&self) -> usize {
+        self.meta_left as usize
     }
 
     /// Advance over buffered bytes, consuming framing and returning data as soon
@@ -80,29 +88,28 @@ impl Decoder {
                 State::Size => {
                     let Some(eol) = memchr::memchr(b'\n', buf) else {
                         // Digits, then at most what the budget still allows.
-                        return more(buf.len() > MAX_SIZE_DIGITS + self.meta_left + 1);
+                        return more(buf.len() > MAX_SIZE_DIGITS + self.meta_left() + 1);
                     };
                     let line = buf[..eol].strip_suffix(b"\r").ok_or(BadChunk)?;
                     let (size, ext) = parse_chunk_size(line).ok_or(BadChunk)?;
                     self.charge(ext)?;
                     buf.advance(eol + 1);
+                    self.left = size;
                     self.state = if size == 0 {
                         State::Trailers
                     } else {
-                        State::Data(size)
+                        State::Data
                     };
                 }
-                State::Data(left) => {
+                State::Data => {
                     if buf.is_empty() {
                         return Ok(Step::More);
                     }
-                    let n = (buf.len() as u64).min(left) as usize;
-                    let left = left - n as u64;
-                    self.state = if left == 0 {
-                        State::DataEnd
-                    } else {
-                        State::Data(left)
-                    };
+                    let n = (buf.len() as u64).min(self.left) as usize;
+                    self.left -= n as u64;
+                    if self.left == 0 {
+                        self.state = State::DataEnd;
+                    }
                     return Ok(Step::Data(buf.split_to(n).freeze()));
                 }
                 State::DataEnd => match (buf.first(), buf.get(1)) {
@@ -115,7 +122,7 @@ impl Decoder {
                 },
                 State::Trailers => {
                     let Some(eol) = memchr::memchr(b'\n', buf) else {
-                        return more(buf.len() > self.meta_left + 1);
+                        return more(buf.len() > self.meta_left() + 1);
                     };
                     let line = buf[..eol].strip_suffix(b"\r").ok_or(BadChunk)?;
                     if line.is_empty() {
@@ -265,6 +272,10 @@ impl FrameHead {
 pub struct HeaderLines {
     raw: Bytes,
     lines: Vec<((u32, u32), (u32, u32))>,
+    /// A `Connection` header names other headers (besides `close` and
+    /// `keep-alive`): noted by the parser, which looks at `Connection` anyway,
+    /// so the common head is never searched for them.
+    connection_names: bool,
 }
 
 impl HeaderLines {
@@ -288,7 +299,17 @@ impl HeaderLines {
         HeaderLines {
             raw: Bytes::copy_from_slice(head),
             lines: v,
+            connection_names: false,
         }
+    }
+
+    /// Record that a `Connection` header lists header names ([`lists_names`]).
+    pub fn set_connection_names(&mut self, yes: bool) {
+        self.connection_names = yes;
+    }
+
+    pub fn connection_names(&self) -> bool {
+        self.connection_names
     }
 
     pub fn raw(&self) -> &Bytes {
@@ -318,6 +339,21 @@ impl HeaderLines {
         })?;
         self.raw.get(v.0 as usize..v.1 as usize)
     }
+
+    /// Every value of header `name`, in order (lengths compared first, as in
+    /// [`Self::get`]).
+    pub fn values<'a>(&'a self, name: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.lines.iter().filter_map(move |(n, v)| {
+            if (n.1 - n.0) as usize != name.len() {
+                return None;
+            }
+            let n = self.raw.get(n.0 as usize..n.1 as usize)?;
+            if !eq_ci(n, name) {
+                return None;
+            }
+            self.raw.get(v.0 as usize..v.1 as usize)
+        })
+    }
 }
 
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
@@ -341,6 +377,20 @@ pub fn keep_alive(value: &[u8], http10: bool, before: bool) -> bool {
         } else {
             keep
         }
+    })
+}
+
+/// Whether a `Connection` value lists anything besides `close` and
+/// `keep-alive`: header names that must not be forwarded.
+pub fn lists_names(value: &[u8]) -> bool {
+    let v = value.trim_ascii();
+    // What nearly every peer sends, without splitting.
+    if eq_ci(v, b"keep-alive") || eq_ci(v, b"close") {
+        return false;
+    }
+    v.split(|b| *b == b',').any(|t| {
+        let t = t.trim_ascii();
+        !t.is_empty() && !eq_ci(t, b"close") && !eq_ci(t, b"keep-alive")
     })
 }
 

@@ -72,6 +72,11 @@ impl Request {
         self.head.iter()
     }
 
+    /// The header lines themselves (for lookups by name).
+    pub fn lines(&self) -> &HeaderLines {
+        &self.head
+    }
+
     /// The first value of header `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.head.get(name)
@@ -103,6 +108,9 @@ pub struct Parsed {
 
 /// Parse the request head at the start of `buf`; `Ok(None)`: incomplete.
 /// `max_header_bytes` bounds the target plus header names and values.
+/// Inlined into its one caller: the parsed head is then built in place, not
+/// moved out through a return value.
+#[inline]
 pub fn parse_head(buf: &[u8], max_header_bytes: usize) -> Result<Option<Parsed>, HeadError> {
     let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
@@ -122,14 +130,14 @@ pub fn parse_head(buf: &[u8], max_header_bytes: usize) -> Result<Option<Parsed>,
     let method = req.method.unwrap_or("");
     let method = http::Method::from_bytes(method.as_bytes()).map_err(|_| HeadError::Malformed)?;
     let target = req.path.unwrap_or("");
-    let (path_at, authority) = target_parts(target)?;
+    let (path_at, authority, special) = target_parts(target)?;
     let (tspan_at, _) = span(target.as_bytes());
     let rel = &target[path_at..];
     let (p, q) = match rel.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (rel, None),
     };
-    if !clean_path(p.as_bytes()) {
+    if special && !clean_path(p.as_bytes()) {
         return Err(HeadError::BadTarget);
     }
     let p_at = tspan_at + path_at as u32;
@@ -152,6 +160,7 @@ pub fn parse_head(buf: &[u8], max_header_bytes: usize) -> Result<Option<Parsed>,
     let mut hosts = 0usize;
     let mut host_ok = true;
     let mut keep_alive = !http10;
+    let mut connection_names = false;
     for h in req.headers.iter() {
         size += h.name.len() + h.value.len() + 4;
         let name = h.name.as_bytes();
@@ -171,6 +180,7 @@ pub fn parse_head(buf: &[u8], max_header_bytes: usize) -> Result<Option<Parsed>,
             host_ok &= valid_host(h.value);
         } else if framing::eq_ci(name, b"connection") {
             keep_alive = framing::keep_alive(h.value, http10, keep_alive);
+            connection_names |= framing::lists_names(h.value);
         }
     }
     // RFC 9112 3.2: an HTTP/1.1 request has exactly one Host; none may
@@ -192,7 +202,8 @@ pub fn parse_head(buf: &[u8], max_header_bytes: usize) -> Result<Option<Parsed>,
     // Copied out (a few hundred bytes): a slice would keep the whole read
     // buffer alive for as long as the request, i.e. for a whole stream.
     let lines = req.headers.iter().map(|h| (h.name.as_bytes(), h.value));
-    let head = HeaderLines::copy_from(&buf[..n], lines, |_| true);
+    let mut head = HeaderLines::copy_from(&buf[..n], lines, |_| true);
+    head.set_connection_names(connection_names);
     let body = match length {
         _ if chunked => BodyFraming::Chunked,
         Some(l) if l > 0 => BodyFraming::Length(l),
@@ -216,30 +227,53 @@ pub fn parse_head(buf: &[u8], max_header_bytes: usize) -> Result<Option<Parsed>,
 /// in absolute form (RFC 9112 3.2): origin form `/p?q`, or `http(s)://a/p?q`
 /// as proxies send it. Every byte must be visible ASCII (httparse also lets
 /// bytes above 0x7f through) and there is no fragment.
-fn target_parts(t: &str) -> Result<(usize, Option<&str>), HeadError> {
-    if !t.bytes().all(|c| (0x21..0x7f).contains(&c) && c != b'#') {
+/// The third value: whether the target has a byte that needs the path
+/// checked for dot-segments ([`clean_path`]).
+fn target_parts(t: &str) -> Result<(usize, Option<&str>, bool), HeadError> {
+    // httparse admits 0x21..=0x7e and bytes above 0x7f in a target. One
+    // table pass finds both the refused bytes and the ones worth a closer look.
+    let class = t
+        .bytes()
+        .fold(0u8, |acc, c| acc | TARGET_CLASS[usize::from(c)]);
+    if class & REFUSED != 0 {
         return Err(HeadError::BadTarget);
     }
+    let special = class & SPECIAL != 0;
     if t.starts_with('/') {
-        return Ok((0, None));
+        return Ok((0, None, special));
     }
     let (scheme, rest) = t.split_once("://").ok_or(HeadError::BadTarget)?;
     if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
         return Err(HeadError::BadTarget);
     }
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    Ok((scheme.len() + 3 + end, Some(&rest[..end])))
+    Ok((scheme.len() + 3 + end, Some(&rest[..end]), special))
 }
+
+const REFUSED: u8 = 1;
+const SPECIAL: u8 = 2;
+
+/// Per target byte: [`REFUSED`] (above 0x7f, `#`), [`SPECIAL`] (`.`, `%`,
+/// `\`), else 0.
+static TARGET_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0x80;
+    while c < 256 {
+        t[c] = REFUSED;
+        c += 1;
+    }
+    t[b'#' as usize] = REFUSED;
+    t[b'.' as usize] = SPECIAL;
+    t[b'%' as usize] = SPECIAL;
+    t[b'\\' as usize] = SPECIAL;
+    t
+};
 
 /// A path with valid percent-escapes and no dot-segment (`.`, `..`), also
 /// when written with `%2e` or next to an encoded `/` or a `\`: the path
 /// goes after an upstream's `base_url` path and must never climb out of it,
 /// however the upstream decodes and normalises it.
 fn clean_path(p: &[u8]) -> bool {
-    // The common path has none of the three: one pass, no decoding.
-    if !p.iter().any(|&c| c == b'.' || c == b'%' || c == b'\\') {
-        return true;
-    }
     let hex = |c: u8| (c as char).to_digit(16);
     let (mut len, mut dots) = (0usize, 0usize);
     let mut i = 0;
@@ -281,33 +315,62 @@ fn clean_path(p: &[u8]) -> bool {
 /// sub-delims, percent-escapes), an IPv4 address, or an IP literal in
 /// brackets; the port digits only. An empty value is valid (RFC 9112 3.2).
 fn valid_host(v: &[u8]) -> bool {
-    let (host, port) = if v.first() == Some(&b'[') {
+    if v.first() == Some(&b'[') {
         let Some(end) = v.iter().position(|&c| c == b']') else {
             return false;
         };
         let literal = &v[1..end];
-        if literal.is_empty()
-            || !literal
+        let port = match &v[end + 1..] {
+            [] => &[][..],
+            [b':', port @ ..] => port,
+            _ => return false,
+        };
+        return !literal.is_empty()
+            && literal
                 .iter()
                 .all(|&c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
-        {
-            return false;
+            && port.iter().all(u8::is_ascii_digit);
+    }
+    // reg-name or IPv4, then an optional `:port`: one table pass decides
+    // a name without a port; with one, the part after the colon is digits.
+    match v.iter().position(|&c| c == b':') {
+        None => v.iter().all(|&c| REG_NAME[usize::from(c)]),
+        Some(at) => {
+            v[..at].iter().all(|&c| REG_NAME[usize::from(c)])
+                && v[at + 1..].iter().all(u8::is_ascii_digit)
         }
-        match &v[end + 1..] {
-            [] => return true,
-            [b':', port @ ..] => (&v[..0], port),
-            _ => return false,
-        }
-    } else {
-        match v.iter().position(|&c| c == b':') {
-            Some(i) => (&v[..i], &v[i + 1..]),
-            None => (v, &v[..0]),
-        }
-    };
-    host.iter()
-        .all(|&c| c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&c))
-        && port.iter().all(u8::is_ascii_digit)
+    }
 }
+
+/// reg-name bytes (RFC 3986 3.2.2): unreserved, sub-delims, `%`.
+static REG_NAME: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 128 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+                    | b'%'
+            );
+        c += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {

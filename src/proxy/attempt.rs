@@ -313,17 +313,18 @@ async fn try_target(
         // use, before any answer: not the upstream's fault, so the request goes
         // once more, on a new connection. Anything else fails the attempt: an
         // upstream that answered (even with garbage) is never sent it twice.
-        let (conn, reused) = match up.pooled() {
-            Some(c) => (c, true),
-            None => (connect(up, deadline).await?, false),
-        };
-        match send(conn, up, target, out, deadline).await {
-            Ok(x) => x,
-            Err(f) if reused && f.kind == FailKind::Unanswered => {
-                let conn = connect(up, deadline).await?;
-                send(conn, up, target, out, deadline).await?
+        let mut fresh = false;
+        loop {
+            let pooled = if fresh { None } else { up.pooled() };
+            let (conn, reused) = match pooled {
+                Some(c) => (c, true),
+                None => (connect(up, deadline).await?, false),
+            };
+            match send(conn, up, target, out, deadline).await {
+                Ok(x) => break x,
+                Err(f) if reused && f.kind == FailKind::Unanswered => fresh = true,
+                Err(f) => return Err(f),
             }
-            Err(f) => return Err(f),
         }
     };
     let status = header.status;
@@ -541,7 +542,7 @@ async fn commit(
             .and_then(crate::framing::parse_length)
     };
     client.start(resp.status);
-    let named = ConnectionNames::of(resp.headers.iter());
+    let named = ConnectionNames::of(&resp.headers);
     for (k, v) in resp.headers.iter() {
         if !NOT_RETURNED_SET.contains(k) && !named.contains(k) {
             client.header_lowercase(k, v);

@@ -3,17 +3,9 @@
 
 use crate::downstream::Request;
 use crate::framing::eq_ci;
-use crate::headers::{is_guarded, ConnectionNames, NOT_FORWARDED_SET};
+use crate::headers::{forwarded_by_default, has_underscore, is_guarded, ConnectionNames};
 use crate::upstream::h1::put_header;
 use bytes::BytesMut;
-
-/// Whether a client header goes to every upstream (before per-upstream rules).
-fn forwarded_by_default(name: &[u8], connection: &ConnectionNames) -> bool {
-    !NOT_FORWARDED_SET.contains(name)
-        && !name.contains(&b'_')
-        && !is_guarded(name)
-        && !connection.contains(name)
-}
 
 /// The client's headers as they go upstream, written once per request.
 pub struct ClientHeaders<'a> {
@@ -28,7 +20,7 @@ pub struct ClientHeaders<'a> {
 
 impl<'a> ClientHeaders<'a> {
     pub fn new(req: &'a Request, request_id: &str) -> Self {
-        let connection = ConnectionNames::of(req.headers());
+        let connection = ConnectionNames::of(req.lines());
         let mut common = BytesMut::with_capacity(512);
         for (k, v) in req.headers() {
             if forwarded_by_default(k, &connection) {
@@ -51,9 +43,9 @@ impl<'a> ClientHeaders<'a> {
         self.common.len()
     }
 
-    /// Append the client's headers for one upstream: `set` are the names the
-    /// gateway sets for it (its config headers and auth header), which the
-    /// client's never duplicate; `allowed` are the guarded names it accepts.
+    /// Append the client's headers for one upstream: `set` are the names its
+    /// config headers set, which the client's never duplicate; `allowed` are
+    /// the guarded names it accepts (none that the gateway sets for it).
     pub fn write_for(&self, head: &mut BytesMut, set: &[Box<[u8]>], allowed: &[Box<[u8]>]) {
         if set.is_empty() && allowed.is_empty() {
             head.extend_from_slice(&self.common);
@@ -67,7 +59,7 @@ impl<'a> ClientHeaders<'a> {
             } else {
                 is_guarded(k)
                     && allowed.iter().any(|n| eq_ci(n, k))
-                    && !k.contains(&b'_')
+                    && !has_underscore(k)
                     && !self.connection.contains(k)
             };
             if pass && !overridden(k) {

@@ -208,6 +208,7 @@ impl Conn {
             let mut coded = false;
             let http10 = resp.version == Some(0);
             let mut keep_alive = !http10;
+            let mut connection_names = false;
             for h in resp.headers.iter() {
                 let name = h.name.as_bytes();
                 if framing::eq_ci(name, b"content-length") {
@@ -222,6 +223,7 @@ impl Conn {
                     chunked = framing::eq_ci(last_token(h.value), b"chunked");
                 } else if framing::eq_ci(name, b"connection") {
                     keep_alive = framing::keep_alive(h.value, http10, keep_alive);
+                    connection_names |= framing::lists_names(h.value);
                 }
             }
             if coded && http10 {
@@ -241,9 +243,10 @@ impl Conn {
             // Content-Length (RFC 9112 6.3): the length must not reach the
             // client with a body framed otherwise.
             let lines = resp.headers.iter().map(|h| (h.name.as_bytes(), h.value));
-            let headers = HeaderLines::copy_from(&self.buf[..n], lines, |name| {
+            let mut headers = HeaderLines::copy_from(&self.buf[..n], lines, |name| {
                 !(coded && framing::eq_ci(name, b"content-length"))
             });
+            headers.set_connection_names(connection_names);
             self.buf.advance(n);
             let head = Head {
                 status: code,

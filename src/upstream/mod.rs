@@ -42,10 +42,12 @@ pub struct Upstream {
     pub attempts: AttemptSeries,
     /// The resolved address (plain TCP connects here directly).
     addr: SocketAddr,
-    /// Lower-case names of the headers the gateway sets for this upstream
-    /// (its config headers, its auth header): the client's are not sent.
+    /// Lower-case names of this upstream's config headers: the client's
+    /// headers of those names are not sent.
     pub sets: Vec<Box<[u8]>>,
-    /// Guarded client headers this upstream accepts (`forward_headers`).
+    /// Guarded client headers this upstream accepts (`forward_headers`), less
+    /// those the gateway sets for it (config headers, `Authorization` from
+    /// `api_key`). Both lists empty: the client's headers go as prepared once.
     pub allows: Vec<Box<[u8]>>,
 }
 
@@ -90,17 +92,16 @@ impl Upstream {
             }
             None => None,
         };
-        let mut sets: Vec<Box<[u8]>> = cfg
+        let sets: Vec<Box<[u8]>> = cfg
             .headers
             .iter()
             .map(|(n, _)| n.as_str().as_bytes().into())
             .collect();
-        if auth.is_some() {
-            sets.push(b"authorization".as_slice().into());
-        }
         let allows = cfg
             .forward_headers
             .iter()
+            .filter(|n| !(auth.is_some() && n.as_str() == "authorization"))
+            .filter(|n| !cfg.headers.iter().any(|(h, _)| h == *n))
             .map(|n| n.as_str().as_bytes().into())
             .collect();
         Ok(Upstream {
