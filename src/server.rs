@@ -4,7 +4,7 @@ use crate::admin::access_log;
 use crate::admin::api::AdminApi;
 use crate::admin::metrics::Metrics;
 use crate::admin::notify::Notifier;
-use crate::admin::reload::{Reloader, SighupReload};
+use crate::admin::reload::{Reloader, Signals};
 use crate::config::Config;
 use crate::downstream::{AiListener, Guarded};
 use crate::proxy::Gateway;
@@ -90,7 +90,8 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
     let connector_opts = ConnectorOptions::from_server_conf(&conf);
     let listen = cfg.listen.clone();
     let admin = cfg.admin.clone();
-    let (access, writer) = access_log::new(cfg.access_log.clone());
+    let reopen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (access, writer) = access_log::new(cfg.access_log.clone(), reopen.clone());
     let runtime = Runtime::build(cfg, &connector_opts, None).map_err(|e| e.join("\n"))?;
     let shared: SharedRuntime = Arc::new(ArcSwap::from_pointee(runtime));
     let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
@@ -132,7 +133,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
         "health checks",
         HealthChecker { runtime: shared },
     ));
-    server.add_service(background_service("sighup reload", SighupReload(reloader)));
+    server.add_service(background_service("signals", Signals { reloader, reopen }));
     server.add_service(background_service(
         "systemd notify",
         Notifier {

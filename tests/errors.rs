@@ -157,6 +157,26 @@ async fn models_list_respects_allow_list() {
         .await;
     assert_eq!(ids(&r), vec!["chat"]);
     assert_eq!(gw.get("/v1/models", &[]).await.status, 401);
+    // Retrieve one (OpenAI's GET /v1/models/{id}); not allowed = not found.
+    let r = gw.get("/v1/models/other", &auth()).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["id"], "other");
+    assert_eq!(r.json()["object"], "model");
+    let limited = [("authorization", "Bearer sk-limited-key-2")];
+    let r = gw.get("/v1/models/other", &limited).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "model_not_found")
+    );
+    let r = gw.get("/v1/models/no%2Fsuch", &auth()).await;
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "model_not_found")
+    );
+    assert!(r.text().contains("no/such"), "{}", r.text());
+    assert_eq!(gw.get("/v1/models/chat", &[]).await.status, 401);
+    let r = gw.post("/v1/models/chat", &auth(), "{}").await;
+    assert_eq!(r.status, 405);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -367,3 +367,53 @@ async fn access_log_is_json_and_has_no_secrets() {
         assert!(!log.contains(secret), "log leaks {secret}:\n{log}");
     }
 }
+
+/// logrotate's way: rename the file, send SIGUSR1. The process keeps
+/// running, lines before the signal are in the renamed file, lines after it
+/// in a new file at the configured path, and none is lost. SIGUSR2 and
+/// SIGWINCH are ignored (by default they would end the process).
+#[tokio::test(flavor = "multi_thread")]
+async fn sigusr1_reopens_the_access_log_without_losing_a_line() {
+    let m = ok_mock().await;
+    let gw = one_route(&m, "log: {access: \"@DIR@/access.log\"}").await;
+    let path = gw.dir().join("access.log");
+    let count = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .map(|t| t.lines().filter(|l| l.contains("\"request_id\"")).count())
+            .unwrap_or(0)
+    };
+    for _ in 0..5 {
+        assert_eq!(gw.chat("chat").await.status, 200);
+    }
+    let wait_for = |p: std::path::PathBuf, n: usize| async move {
+        for _ in 0..100 {
+            if count(&p) >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    wait_for(path.clone(), 5).await;
+    let rotated = gw.dir().join("access.log.1");
+    std::fs::rename(&path, &rotated).expect("rotate");
+    gw.signal("USR1");
+    gw.signal("USR2");
+    gw.signal("WINCH");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..7 {
+        assert_eq!(gw.chat("chat").await.status, 200, "{}", gw.log());
+    }
+    wait_for(path.clone(), 7).await;
+    assert_eq!(
+        count(&rotated),
+        5,
+        "lines before the signal stay in the old file"
+    );
+    assert_eq!(
+        count(&path),
+        7,
+        "lines after it go to the new file:\n{}",
+        gw.log()
+    );
+    assert!(gw.log().contains("SIGUSR1: reopening log files"));
+}

@@ -4,6 +4,11 @@
 //! The writer polls the channel instead of sleeping in `recv`: a blocked receiver
 //! makes every `try_send` a futex wake-up and a context switch onto the core that
 //! serves requests (measured at ~40% of the proxy's CPU per request under load).
+//!
+//! Log rotation: a file target is reopened (by path, appending) when the
+//! reopen generation changes — on SIGUSR1, as logrotate set-ups for
+//! nginx-style daemons send it. Lines already queued go to the old file up to
+//! the moment of the reopen and to the new one after; none is lost.
 
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
@@ -11,6 +16,7 @@ use pingora::services::background::BackgroundService;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::Arc;
 use std::sync::Mutex;
 
 const QUEUE: usize = 65_536;
@@ -35,9 +41,11 @@ pub struct AccessLog {
 pub struct Writer {
     rx: Mutex<Option<Receiver<String>>>,
     target: Target,
+    reopen: Arc<AtomicU64>,
 }
 
-pub fn new(target: Target) -> (AccessLog, Option<Writer>) {
+/// `reopen`: a generation counter; each change reopens a file target.
+pub fn new(target: Target, reopen: Arc<AtomicU64>) -> (AccessLog, Option<Writer>) {
     if target == Target::Off {
         return (
             AccessLog {
@@ -56,6 +64,7 @@ pub fn new(target: Target) -> (AccessLog, Option<Writer>) {
         Some(Writer {
             rx: Mutex::new(Some(rx)),
             target,
+            reopen,
         }),
     )
 }
@@ -81,15 +90,16 @@ impl BackgroundService for Writer {
             return;
         };
         let target = self.target.clone();
+        let reopen = self.reopen.clone();
         // Plain thread: blocking writes must not stall a runtime worker.
         let _ = std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || write_loop(rx, target));
+            .spawn(move || write_loop(rx, target, &reopen));
     }
 }
 
-fn write_loop(rx: Receiver<String>, target: Target) {
-    let out: Box<dyn Write> = match &target {
+fn open(target: &Target) -> std::io::BufWriter<Box<dyn Write + Send>> {
+    let out: Box<dyn Write + Send> = match target {
         Target::File(path) => match std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -103,8 +113,22 @@ fn write_loop(rx: Receiver<String>, target: Target) {
         },
         _ => Box::new(std::io::stdout()),
     };
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    std::io::BufWriter::with_capacity(64 * 1024, out)
+}
+
+fn write_loop(rx: Receiver<String>, target: Target, reopen: &AtomicU64) {
+    let mut out = open(&target);
+    let mut generation = reopen.load(Ordering::Relaxed);
     loop {
+        let now = reopen.load(Ordering::Relaxed);
+        if now != generation {
+            generation = now;
+            let _ = out.flush();
+            if let Target::File(path) = &target {
+                out = open(&target);
+                log::info!("access log: reopened {path}");
+            }
+        }
         let mut wrote = false;
         loop {
             match rx.try_recv() {

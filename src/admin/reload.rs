@@ -10,6 +10,7 @@ use pingora::connectors::ConnectorOptions;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub struct Reloader {
@@ -42,24 +43,43 @@ impl Reloader {
     }
 }
 
-/// Reload on SIGHUP (SIGQUIT is Pingora's graceful upgrade, SIGTERM/SIGINT stop).
-pub struct SighupReload(pub Arc<Reloader>);
+/// The signals a daemon gets besides Pingora's own (SIGTERM graceful stop,
+/// SIGINT fast stop, SIGQUIT graceful upgrade): SIGHUP reloads the config,
+/// SIGUSR1 reopens log files (logrotate), SIGUSR2 and SIGWINCH are logged
+/// and ignored (nginx gives them upgrade and worker meanings that do not
+/// apply here; by default they would end or be lost on the process).
+pub struct Signals {
+    pub reloader: Arc<Reloader>,
+    /// Bumped on SIGUSR1; the log writers reopen their files when it changes.
+    pub reopen: Arc<AtomicU64>,
+}
 
 #[async_trait]
-impl BackgroundService for SighupReload {
+impl BackgroundService for Signals {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            log::error!("cannot listen for SIGHUP; reload only through the admin API");
+        let (Ok(mut hup), Ok(mut usr1), Ok(mut usr2), Ok(mut winch)) = (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::user_defined1()),
+            signal(SignalKind::user_defined2()),
+            signal(SignalKind::window_change()),
+        ) else {
+            log::error!("cannot listen for signals; reload only through the admin API");
             return;
         };
         loop {
             tokio::select! {
                 _ = hup.recv() => {
-                    if let Err(problems) = self.0.reload() {
+                    if let Err(problems) = self.reloader.reload() {
                         log::error!("reload failed, old config still serving: {}", problems.join("; "));
                     }
                 }
+                _ = usr1.recv() => {
+                    self.reopen.fetch_add(1, Ordering::Relaxed);
+                    log::info!("SIGUSR1: reopening log files");
+                }
+                _ = usr2.recv() => log::warn!("SIGUSR2 ignored (upgrade with `llmgate -u` and SIGQUIT)"),
+                _ = winch.recv() => log::info!("SIGWINCH ignored"),
                 _ = shutdown.changed() => return,
             }
         }

@@ -583,7 +583,11 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
 
     let s = file.server;
     let server = ServerSettings {
-        threads: s.as_ref().and_then(|s| s.threads).unwrap_or(2),
+        // nginx's `worker_processes auto`: the CPUs this process may use
+        // (affinity and cgroup quota included).
+        threads: s.as_ref().and_then(|s| s.threads).unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        }),
         work_stealing: s.as_ref().and_then(|s| s.work_stealing).unwrap_or(false),
         grace_period_seconds: s
             .as_ref()

@@ -39,7 +39,8 @@ pub async fn handle(client: &mut Client, req: &Request, ctx: &mut RequestCtx) ->
         respond::error(client, ctx, &GatewayError::NotFound).await?;
         return Ok(Done::Answered);
     };
-    if rest == "models" {
+    let one_model = rest.strip_prefix("models/");
+    if rest == "models" || one_model.is_some() {
         if *method != Method::GET {
             respond::error(client, ctx, &GatewayError::MethodNotAllowed).await?;
             return Ok(Done::Answered);
@@ -49,7 +50,18 @@ pub async fn handle(client: &mut Client, req: &Request, ctx: &mut RequestCtx) ->
             Err(e) => return fail(client, ctx, e).await,
         };
         ctx.key_name = key.map(|k| k.name.clone());
-        let body = models_list(&rt, key);
+        let body = match one_model {
+            None => models_list(&rt, key),
+            // OpenAI's retrieve; SDKs percent-encode the id (`org%2Fname`).
+            Some(id) => {
+                let id = percent_decode(id);
+                match model_object(&rt, key, &id) {
+                    Some(b) => b,
+                    // A model the key may not use is as unknown as a missing one.
+                    None => return fail(client, ctx, GatewayError::UnknownModel(id)).await,
+                }
+            }
+        };
         respond::json(client, ctx, 200, &body, &[]).await?;
         return Ok(Done::Answered);
     }
@@ -149,6 +161,41 @@ fn authenticate<'a>(rt: &'a Runtime, req: &Request) -> Result<Option<&'a ClientK
         None | Some("") => Err(GatewayError::MissingKey),
         Some(k) => keys.get(k).map(Some).ok_or(GatewayError::InvalidKey),
     }
+}
+
+/// One logical model in OpenAI's model object shape, if the key may use it.
+fn model_object(rt: &Runtime, key: Option<&ClientKey>, id: &str) -> Option<Bytes> {
+    if !rt.config.models.contains_key(id) || key.is_some_and(|k| !k.may_use(id)) {
+        return None;
+    }
+    let v = serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "llmgate"});
+    Some(Bytes::from(v.to_string()))
+}
+
+/// `%XX` escapes decoded (the target reader has checked they are well formed);
+/// bytes that do not make UTF-8 are replaced, which no configured name matches.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn models_list(rt: &Runtime, key: Option<&ClientKey>) -> Bytes {

@@ -124,6 +124,11 @@ impl Gateway {
         self.child.id()
     }
 
+    /// The test's scratch directory (`@DIR@` in configs).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// Start a second process with `-u` on the same config (graceful upgrade);
     /// it takes the listeners once the old one gets SIGQUIT. Returns the old child,
     /// this handle now owns the new one.

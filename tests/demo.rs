@@ -1,0 +1,89 @@
+//! The README's first command: `llmgate demo` starts, and every curl command
+//! it prints works as printed (fixed ports 8080 and 18101-18103, as the demo
+//! documents them).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Demo(std::process::Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn every_curl_command_the_demo_prints_works() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        panic!("curl is needed for this test (.ci/run installs it)");
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llmgate"))
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start llmgate demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let _demo = Demo(child);
+    // The banner: lines up to "Ctrl-C stops it.".
+    let mut banner = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("banner line");
+        let end = line.contains("Ctrl-C stops it.");
+        banner.push(line);
+        if end {
+            break;
+        }
+    }
+    // Commands, with their `\` continuation lines joined.
+    let mut commands = Vec::new();
+    let mut current = String::new();
+    for line in &banner {
+        let t = line.trim();
+        if current.is_empty() && !t.starts_with("curl ") {
+            continue;
+        }
+        current.push_str(t.trim_end_matches('\\'));
+        current.push(' ');
+        if !t.ends_with('\\') {
+            commands.push(std::mem::take(&mut current));
+        }
+    }
+    assert!(commands.len() >= 5, "banner:\n{}", banner.join("\n"));
+    let started = Instant::now();
+    while Command::new("curl")
+        .args(["-sf", "-o", "/dev/null", "http://127.0.0.1:8080/health"])
+        .status()
+        .map_or(true, |s| !s.success())
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "demo did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for cmd in &commands {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{cmd} --max-time 20"))
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{cmd}\n{text}");
+        let ok = if cmd.contains("/health") {
+            text.contains(r#""status":"ok""#)
+        } else if cmd.contains("/v1/models") {
+            text.contains(r#""object":"list""#) && text.contains("failover-demo")
+        } else if cmd.contains(r#""stream":true"#) {
+            text.trim_end().ends_with("data: [DONE]")
+        } else if cmd.contains("failover-demo") {
+            text.starts_with("HTTP/1.1 200") && text.contains("x-llmgate-attempts: 2")
+        } else {
+            text.starts_with("HTTP/1.1 200") && text.contains("chat.completion")
+        };
+        assert!(ok, "{cmd}\n{text}");
+    }
+}
