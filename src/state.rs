@@ -120,6 +120,8 @@ impl Runtime {
     /// At least one upstream is usable (for `GET /health`).
     pub fn any_healthy(&self) -> bool {
         let now = now_ms();
-        self.upstreams.iter().any(|u| u.health.usable(now))
+        self.upstreams
+            .iter()
+            .any(|u| u.out_of_rotation().is_none() && u.health.usable(now))
     }
 }

@@ -417,3 +417,39 @@ async fn sigusr1_reopens_the_access_log_without_losing_a_line() {
     );
     assert!(gw.log().contains("SIGUSR1: reopening log files"));
 }
+
+/// `enabled: false` keeps an upstream in the config but out of rotation: it
+/// gets no request (not even fail-open) and no health check, and the admin
+/// API shows it as disabled.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_disabled_upstream_is_never_tried_and_shown_as_disabled() {
+    let a = ok_mock().await;
+    let b = ok_mock().await;
+    let ups = upstream("a", &a.url(), "enabled: false") + &upstream("b", &b.url(), "");
+    let gw = Gateway::start(
+        &(config(
+            &ups,
+            "  chat:\n    - {upstream: a, priority: 1}\n    - {upstream: b, priority: 2}\n  only-a: [{upstream: a}]\n",
+            "",
+        ) + &format!("admin: {{listen: \"@ADMIN@\", api_key: {ADMIN_KEY}}}\n"))
+            .replace("health_check: {enabled: false, unhealthy_after: 1000}", "health_check: {interval: 100ms}"),
+    )
+    .await;
+    for _ in 0..10 {
+        let r = gw.chat("chat").await;
+        assert_eq!(r.header("x-llmgate-upstream"), Some("b"));
+    }
+    let r = gw.chat("only-a").await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(a.hits(), 0, "no request and no health check reached it");
+    assert!(b.hits() >= 10);
+    let ups = admin(&gw, "GET", "/admin/upstreams", "").await.json();
+    let a_json = ups["upstreams"]
+        .as_array()
+        .and_then(|l| l.iter().find(|u| u["name"] == "a"))
+        .cloned()
+        .unwrap_or_else(|| panic!("{ups}"));
+    assert_eq!(a_json["state"], "disabled");
+    assert_eq!(a_json["enabled"], false);
+}

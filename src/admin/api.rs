@@ -153,8 +153,8 @@ async fn read_body(session: &mut Session) -> Option<Bytes> {
 
 fn state_of(up: &Upstream, now: u64) -> &'static str {
     let b = &up.health.breaker;
-    if up.health.is_drained() {
-        "drained"
+    if let Some(why) = up.out_of_rotation() {
+        why
     } else if !up.health.is_healthy() {
         "unhealthy"
     } else if b.cooldown_left(now) > 0 {
@@ -176,6 +176,7 @@ fn upstream_json(up: &Upstream) -> Value {
         "state": state_of(up, now),
         "healthy": up.health.is_healthy(),
         "drained": up.health.is_drained(),
+        "enabled": up.cfg.enabled,
         "circuit": up.health.breaker.state(now).as_str(),
         "cooldown_ms": up.health.breaker.cooldown_left(now),
         "in_flight": up.health.in_flight(),
@@ -271,7 +272,7 @@ fn route_dry_run(rt: &Runtime, session: &Session, body: Bytes) -> (u16, &'static
     let mut tried = crate::routing::TriedSet::default();
     let mut order = Vec::new();
     for (i, t) in route.targets.iter().enumerate() {
-        if rt.upstreams[t.upstream].health.is_drained() {
+        if rt.upstreams[t.upstream].out_of_rotation().is_some() {
             tried.insert(i);
         }
     }
@@ -294,8 +295,11 @@ fn route_dry_run(rt: &Runtime, session: &Session, body: Bytes) -> (u16, &'static
     let skipped: Vec<Value> = route
         .targets
         .iter()
-        .filter(|t| rt.upstreams[t.upstream].health.is_drained())
-        .map(|t| json!({"upstream": rt.upstreams[t.upstream].name(), "why": "drained"}))
+        .filter_map(|t| {
+            let up = &rt.upstreams[t.upstream];
+            up.out_of_rotation()
+                .map(|why| json!({"upstream": up.name(), "why": why}))
+        })
         .collect();
     let max = rt
         .config

@@ -75,6 +75,7 @@ pub struct UpstreamFile {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub forward_headers: Vec<String>,
+    pub enabled: Option<bool>,
     pub connect_timeout: Option<String>,
     pub response_timeout: Option<String>,
     pub first_token_timeout: Option<String>,

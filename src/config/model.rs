@@ -51,6 +51,8 @@ pub enum Format {
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
     pub name: String,
+    /// `false`: kept in the config, never tried nor health-checked.
+    pub enabled: bool,
     pub tls: bool,
     pub host: String,
     pub port: u16,

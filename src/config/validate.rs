@@ -340,6 +340,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
                 Duration::from_secs(60),
             ),
             name,
+            enabled: u.enabled.unwrap_or(true),
             tls,
             host,
             port,

@@ -123,9 +123,9 @@ pub async fn run(
         .min(route.targets.len());
     let out = outgoing(req, ctx, &body);
     let mut tried = TriedSet::default();
-    // Drained upstreams get no new requests, not even fail-open ones.
+    // Disabled and drained upstreams get no requests, not even fail-open ones.
     for (i, t) in route.targets.iter().enumerate() {
-        if rt.upstreams[t.upstream].health.is_drained() {
+        if rt.upstreams[t.upstream].out_of_rotation().is_some() {
             tried.insert(i);
         }
     }

@@ -148,7 +148,7 @@ impl BackgroundService for HealthChecker {
             if hc.enabled {
                 let mut set = tokio::task::JoinSet::new();
                 for (i, up) in rt.upstreams.iter().enumerate() {
-                    if up.cfg.health_path.is_some() {
+                    if up.cfg.health_path.is_some() && up.cfg.enabled {
                         let rt = rt.clone();
                         set.spawn(async move {
                             let up = &rt.upstreams[i];

@@ -159,6 +159,18 @@ impl Upstream {
         }
     }
 
+    /// Why this upstream gets no requests at all, if it does not: `disabled`
+    /// in the config, or `drained` through the admin API.
+    pub fn out_of_rotation(&self) -> Option<&'static str> {
+        if !self.cfg.enabled {
+            Some("disabled")
+        } else if self.health.is_drained() {
+            Some("drained")
+        } else {
+            None
+        }
+    }
+
     pub fn retries_on(&self, status: u16) -> bool {
         self.cfg.retry_on.contains(&status)
     }
