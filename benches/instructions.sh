@@ -6,6 +6,7 @@
 # wall-clock figures on this machine move ±25 %.
 #   benches/instructions.sh [BIN...]      (default target/release/llmgate)
 #   WITH_NGINX=1 benches/instructions.sh       the nginx proxy_pass peer, same way
+#   CONFIG=FILE benches/instructions.sh        another gateway config (default conf/bench.yaml)
 # Needs valgrind, nginx and wrk (apt-get install valgrind nginx-light wrk) and
 # ../shared/bench.
 set -euo pipefail
@@ -45,5 +46,5 @@ if [ "${WITH_NGINX:-0}" = 1 ]; then
   measure nginx http://127.0.0.1:18082 nginx -p "$RUN" -c "$RUN/proxy.conf" -e "$RUN/proxy-error.log" -g 'daemon off; master_process off;'
 fi
 for bin in "${@:-target/release/llmgate}"; do
-  measure "$bin" http://127.0.0.1:18084 "$bin" -c conf/bench.yaml
+  measure "$bin" http://127.0.0.1:18084 "$bin" -c "${CONFIG:-conf/bench.yaml}"
 done
