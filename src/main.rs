@@ -54,15 +54,22 @@ enum Command {
 
 fn init_logging(level: Option<&str>) {
     let mut b = env_logger::Builder::new();
-    b.filter_level(log::LevelFilter::Info);
-    if let Some(l) = level.and_then(|l| l.parse().ok()) {
-        b.filter_level(l);
-    }
-    // RUST_LOG, when set, wins over the config file.
-    if let Ok(spec) = std::env::var("RUST_LOG") {
-        b.parse_filters(&spec);
+    // RUST_LOG, when set, wins over the config file. Otherwise the logger
+    // lets everything through and the global maximum (which every log macro
+    // checks first) is the config's level, so a reload can change it.
+    let rust_log = std::env::var("RUST_LOG").ok();
+    match &rust_log {
+        Some(spec) => {
+            b.parse_filters(spec);
+        }
+        None => {
+            b.filter_level(log::LevelFilter::Trace);
+        }
     }
     b.format_timestamp_millis().init();
+    if rust_log.is_none() {
+        log::set_max_level(llmgate::admin::reload::level_of(level));
+    }
 }
 
 // glibc's malloc spent ~4.9k instructions per proxied request (a tenth of the

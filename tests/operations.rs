@@ -453,3 +453,64 @@ async fn a_disabled_upstream_is_never_tried_and_shown_as_disabled() {
     assert_eq!(a_json["state"], "disabled");
     assert_eq!(a_json["enabled"], false);
 }
+
+/// A reload says which changed settings did not take effect; everything
+/// else applies, the admin key included.
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_reports_the_settings_that_need_a_restart() {
+    let a = ok_mock().await;
+    let b = ok_mock().await;
+    let gw = Gateway::start(&admin_cfg(&a.url(), &b.url(), "")).await;
+    // Only applicable changes: nothing to report.
+    gw.rewrite_config(&admin_cfg(&a.url(), &b.url(), "retry: {max_attempts: 1}"));
+    let r = admin(&gw, "POST", "/admin/reload", "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["not_applied"], serde_json::json!([]));
+    // Restart-only changes are named, with the reason.
+    let changed = admin_cfg(
+        &a.url(),
+        &b.url(),
+        "server: {threads: 3}\nlog: {access: off}",
+    )
+    .replace(
+        "listen: [\"@LISTEN@\"]",
+        "listen: [\"@LISTEN@\", \"127.0.0.1:1\"]",
+    );
+    gw.rewrite_config(&changed);
+    let r = admin(&gw, "POST", "/admin/reload", "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let keys: Vec<String> = r.json()["not_applied"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|n| n["key"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        keys,
+        ["listen", "server.threads", "log.access"],
+        "{}",
+        r.text()
+    );
+    assert!(r.text().contains("restart"), "{}", r.text());
+    assert!(
+        gw.log().contains("reload: `listen` changed but"),
+        "{}",
+        gw.log()
+    );
+    // The admin key is re-read: the new one works at once, the old one no more.
+    let rotated = changed.replace(ADMIN_KEY, "sk-admin-rotated-key-7");
+    gw.rewrite_config(&rotated);
+    assert_eq!(admin(&gw, "POST", "/admin/reload", "").await.status, 200);
+    assert_eq!(admin(&gw, "GET", "/admin/upstreams", "").await.status, 401);
+    let r = request(
+        &gw.admin,
+        "GET",
+        "/admin/upstreams",
+        &[("authorization", "Bearer sk-admin-rotated-key-7")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}

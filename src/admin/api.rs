@@ -71,7 +71,14 @@ impl AdminApi {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        constant_time_eq(presented.as_bytes(), self.api_key.expose().as_bytes())
+        // The key of the config now serving: a reload that changes it applies.
+        let rt = self.runtime.load();
+        let key = rt
+            .config
+            .admin
+            .as_ref()
+            .map_or(&self.api_key, |a| &a.api_key);
+        constant_time_eq(presented.as_bytes(), key.expose().as_bytes())
     }
 
     async fn handle(&self, session: &mut Session) -> (u16, &'static str, Bytes) {
@@ -91,7 +98,13 @@ impl AdminApi {
             ("GET", "/admin/upstreams") => ok_json(upstreams_json(&rt)),
             ("GET", "/admin/config") => ok_json(config_json(&rt.config)),
             ("POST", "/admin/reload") => match self.reloader.reload() {
-                Ok(()) => ok_json(json!({"status": "reloaded"})),
+                Ok(not_applied) => ok_json(json!({
+                    "status": "reloaded",
+                    "not_applied": not_applied
+                        .iter()
+                        .map(|n| json!({"key": n.key, "why": n.why}))
+                        .collect::<Vec<_>>(),
+                })),
                 Err(problems) => (
                     400,
                     "application/json",

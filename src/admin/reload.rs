@@ -3,7 +3,7 @@
 //! it in whole. A failed build keeps the old runtime serving. In-flight requests
 //! finish on the snapshot they started with.
 
-use crate::config;
+use crate::config::{self, Config};
 use crate::state::{Runtime, SharedRuntime};
 use async_trait::async_trait;
 use pingora::connectors::ConnectorOptions;
@@ -20,9 +20,57 @@ pub struct Reloader {
     pub connector_opts: ConnectorOptions,
 }
 
+/// A setting of the new config that did not take effect, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotApplied {
+    pub key: String,
+    pub why: &'static str,
+}
+
+const RESTART: &str = "takes effect only after a restart or an upgrade (llmgate -u, then SIGQUIT)";
+
+/// The keys whose new values a running process cannot take: its sockets,
+/// threads, process files and log target are set up once.
+fn restart_only(old: &Config, new: &Config) -> Vec<NotApplied> {
+    let mut out = Vec::new();
+    let mut check = |key: &str, changed: bool| {
+        if changed {
+            out.push(NotApplied {
+                key: key.to_string(),
+                why: RESTART,
+            });
+        }
+    };
+    check("listen", old.listen != new.listen);
+    check(
+        "admin.listen",
+        old.admin.as_ref().map(|a| &a.listen) != new.admin.as_ref().map(|a| &a.listen),
+    );
+    let (o, n) = (&old.server, &new.server);
+    check("server.threads", o.threads != n.threads);
+    check("server.work_stealing", o.work_stealing != n.work_stealing);
+    check(
+        "server.grace_period_seconds",
+        o.grace_period_seconds != n.grace_period_seconds,
+    );
+    check(
+        "server.graceful_shutdown_timeout_seconds",
+        o.graceful_shutdown_timeout_seconds != n.graceful_shutdown_timeout_seconds,
+    );
+    check(
+        "server.upstream_keepalive_pool_size",
+        o.upstream_keepalive_pool_size != n.upstream_keepalive_pool_size,
+    );
+    check("server.pid_file", o.pid_file != n.pid_file);
+    check("server.upgrade_sock", o.upgrade_sock != n.upgrade_sock);
+    check("log.access", old.access_log != new.access_log);
+    out
+}
+
 impl Reloader {
-    /// Reload now; on failure the old config keeps serving and the problems are returned.
-    pub fn reload(&self) -> Result<(), Vec<String>> {
+    /// Reload now; on failure the old config keeps serving and the problems
+    /// are returned. On success: the settings that did not take effect.
+    pub fn reload(&self) -> Result<Vec<NotApplied>, Vec<String>> {
         let Some(path) = &self.path else {
             return Err(vec![
                 "this instance runs the built-in demo config: nothing to reload".into(),
@@ -30,8 +78,16 @@ impl Reloader {
         };
         let cfg = config::load(path).map_err(|e| e.problems)?;
         let old = self.runtime.load_full();
-        if cfg.listen != old.config.listen {
-            log::warn!("reload: `listen` changed; new addresses take effect only after a restart or upgrade");
+        let mut not_applied = restart_only(&old.config, &cfg);
+        if cfg.log_level != old.config.log_level {
+            if std::env::var_os("RUST_LOG").is_some() {
+                not_applied.push(NotApplied {
+                    key: "log.level".into(),
+                    why: "the RUST_LOG environment variable is set and wins",
+                });
+            } else {
+                log::set_max_level(level_of(cfg.log_level.as_deref()));
+            }
         }
         let new = Runtime::build(cfg, &self.connector_opts, Some(&old))?;
         self.runtime.store(Arc::new(new));
@@ -39,8 +95,18 @@ impl Reloader {
             "reload: configuration from {} is now active",
             path.display()
         );
-        Ok(())
+        for n in &not_applied {
+            log::warn!("reload: `{}` changed but {}", n.key, n.why);
+        }
+        Ok(not_applied)
     }
+}
+
+/// `log.level` as a filter (`info` when unset; validated at load).
+pub fn level_of(level: Option<&str>) -> log::LevelFilter {
+    level
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(log::LevelFilter::Info)
 }
 
 /// The signals a daemon gets besides Pingora's own (SIGTERM graceful stop,
@@ -70,7 +136,7 @@ impl BackgroundService for Signals {
         loop {
             tokio::select! {
                 _ = hup.recv() => {
-                    if let Err(problems) = self.reloader.reload() {
+                    if let Err(problems) = self.reloader.reload().map(|_| ()) {
                         log::error!("reload failed, old config still serving: {}", problems.join("; "));
                     }
                 }
