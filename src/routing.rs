@@ -17,6 +17,9 @@ pub struct Target {
     pub model_json: Bytes,
     pub weight: u32,
     pub priority: u32,
+    /// Identity for session stickiness: a hash of the upstream's name and the
+    /// model, so it survives reloads that add or reorder upstreams.
+    pub id: u64,
 }
 
 #[derive(Debug)]
@@ -40,6 +43,7 @@ impl ModelRoute {
                 model: t.model.clone(),
                 weight: t.weight.max(1),
                 priority: t.priority,
+                id: key_hash(format!("{}\0{}", t.upstream, t.model).as_bytes()),
             })
             .collect();
         targets.sort_by_key(|t| t.priority);
@@ -58,6 +62,40 @@ impl ModelRoute {
             tiers,
             series: ModelSeries::new(upstreams),
         }
+    }
+
+    /// Give each target its stickiness identity from its upstream's name.
+    pub fn name_targets<'a>(&mut self, upstream_name: impl Fn(usize) -> &'a str) {
+        for t in &mut self.targets {
+            t.id = key_hash(format!("{}\0{}", upstream_name(t.upstream), t.model).as_bytes());
+        }
+    }
+
+    /// [`Self::next`] for a request with a session key (its [`key_hash`]):
+    /// inside the tier, weighted rendezvous hashing instead of a random pick,
+    /// so a session keeps its target while that target is usable, and adding
+    /// or losing a target moves only the sessions that were on it.
+    pub fn next_sticky(
+        &self,
+        tried: TriedSet,
+        healthy: impl Fn(&Target) -> bool,
+        session: u64,
+    ) -> Option<usize> {
+        for pass_healthy_only in [true, false] {
+            for tier in &self.tiers {
+                let best = tier
+                    .clone()
+                    .filter(|&i| {
+                        !tried.contains(i) && (!pass_healthy_only || healthy(&self.targets[i]))
+                    })
+                    .map(|i| (rendezvous(session, &self.targets[i]), i))
+                    .max_by(|a, b| a.0.total_cmp(&b.0));
+                if let Some((_, i)) = best {
+                    return Some(i);
+                }
+            }
+        }
+        None
     }
 
     /// The next target to try: the first tier with a healthy untried target, weighted
@@ -94,6 +132,33 @@ impl ModelRoute {
         }
         None
     }
+}
+
+/// A stable 64-bit hash of a session key or target identity (FNV-1a, then
+/// a finaliser): the same on every instance and run, unlike std's
+/// randomly keyed hasher, so gateways behind one balancer agree.
+pub fn key_hash(bytes: &[u8]) -> u64 {
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    mix(h)
+}
+
+/// splitmix64's finaliser: every input bit moves every output bit.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Weighted rendezvous score (highest wins): `-w / ln(u)` with `u` uniform
+/// in (0, 1) from the pair's hash, which gives each target a share of
+/// sessions proportional to its weight.
+fn rendezvous(session: u64, t: &Target) -> f64 {
+    let h = mix(session ^ t.id);
+    // 53 random bits, never 0 or 1.
+    let u = ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    -f64::from(t.weight) / u.ln()
 }
 
 /// Targets already tried by one request (a model has at most 64 targets; validated).
@@ -144,6 +209,55 @@ mod tests {
         assert_eq!(r.targets[second].upstream, 0);
         tried.insert(second);
         assert_eq!(r.next(tried, |_| true, &mut rng), None);
+    }
+
+    #[test]
+    fn sticky_picks_are_stable_weighted_and_move_few_sessions() {
+        // Three targets in one tier, weights 1, 1, 2; a fourth tier-2 target.
+        let mut r = route(&[(0, 1, 1), (1, 1, 1), (2, 1, 2), (3, 2, 1)]);
+        r.name_targets(|i| ["a", "b", "c", "d"][i]);
+        let all = |_: &Target| true;
+        let mut counts = [0usize; 4];
+        for s in 0..20_000u32 {
+            let key = key_hash(format!("session-{s}").as_bytes());
+            let pick = r.next_sticky(TriedSet::default(), all, key).unwrap();
+            assert_eq!(r.next_sticky(TriedSet::default(), all, key), Some(pick));
+            counts[pick] += 1;
+        }
+        assert_eq!(counts[3], 0, "tier 2 only when tier 1 is used up");
+        // Shares follow weights (1:1:2) within a few percent.
+        for (i, want) in [(0, 5_000.0), (1, 5_000.0), (2, 10_000.0)] {
+            let got = counts[i] as f64;
+            assert!(
+                (got - want).abs() < want * 0.05,
+                "target {i}: {got} vs {want}"
+            );
+        }
+        // Losing a target moves only its own sessions.
+        let mut moved = 0;
+        for s in 0..5_000u32 {
+            let key = key_hash(format!("session-{s}").as_bytes());
+            let before = r.next_sticky(TriedSet::default(), all, key).unwrap();
+            let mut without_b = TriedSet::default();
+            without_b.insert(1);
+            let after = r.next_sticky(without_b, all, key).unwrap();
+            if before != 1 {
+                assert_eq!(before, after, "a session not on b kept its target");
+            } else {
+                moved += 1;
+                assert_ne!(after, 1);
+            }
+        }
+        assert!(moved > 0);
+        // Unhealthy targets are skipped while a healthy one is left.
+        let key = key_hash(b"x");
+        let pick = r.next_sticky(TriedSet::default(), all, key).unwrap();
+        let other = r
+            .next_sticky(TriedSet::default(), |t: &Target| t.upstream != pick, key)
+            .unwrap();
+        assert_ne!(other, pick);
+        assert_eq!(key_hash(b"session-1"), key_hash(b"session-1"));
+        assert_ne!(key_hash(b"session-1"), key_hash(b"session-2"));
     }
 
     #[test]

@@ -86,7 +86,11 @@ impl Runtime {
         let models = config
             .models
             .iter()
-            .map(|(name, targets)| (name.clone(), Arc::new(ModelRoute::new(name, targets))))
+            .map(|(name, targets)| {
+                let mut route = ModelRoute::new(name, targets);
+                route.name_targets(|i| config.upstreams.get(i).map_or("", |u| u.name.as_str()));
+                (name.clone(), Arc::new(route))
+            })
             .collect();
         let keys = config.auth.as_ref().map(|keys| {
             keys.iter()

@@ -291,3 +291,104 @@ async fn one_mib_body_intact_on_first_attempt_and_after_failover() {
     );
     assert_eq!(b.seen().pop().unwrap().body, expect("model-b").into_bytes());
 }
+
+/// `retries: N` tries the same upstream again (after a short jittered pause)
+/// before moving on; every try counts in x-llmgate-attempts.
+#[tokio::test(flavor = "multi_thread")]
+async fn same_target_retries_come_before_the_next_target_and_are_counted() {
+    let fail = || Behavior::Status {
+        status: 503,
+        headers: vec![],
+    };
+    let a = ok_mock().await;
+    let b = ok_mock().await;
+    let gw =
+        Gateway::start(&(two_tier(&a.url(), &b.url(), "retries: 2") + "retry: {backoff: 10ms}\n"))
+            .await;
+    // One 503, then the same upstream answers.
+    a.once(fail());
+    let r = gw.chat("chat").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-llmgate-upstream"), Some("a"));
+    assert_eq!(r.attempts(), 2);
+    // Always failing: three tries on a, then b.
+    a.set(fail());
+    let before = a.hits();
+    let r = gw.chat("chat").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-llmgate-upstream"), Some("b"));
+    assert_eq!(r.attempts(), 4);
+    assert_eq!(a.hits() - before, 3);
+    // A 429 that says when to come back moves on at once.
+    a.set(Behavior::Status {
+        status: 429,
+        headers: vec![("retry-after".into(), "30".into())],
+    });
+    let before = a.hits();
+    let r = gw.chat("chat").await;
+    assert_eq!((r.status, r.attempts()), (200, 2));
+    assert_eq!(a.hits() - before, 1);
+}
+
+/// `sticky: {header: ...}`: a session keeps its target of the tier while it
+/// is usable (for providers' prompt caches), sessions spread over the
+/// targets, and a session whose target fails moves, consistently.
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_stick_to_one_target_and_move_when_it_fails() {
+    let mocks = [ok_mock().await, ok_mock().await, ok_mock().await];
+    let ups: String = ["a", "b", "c"]
+        .iter()
+        .zip(&mocks)
+        .map(|(n, m)| upstream(n, &m.url(), ""))
+        .collect();
+    let gw = Gateway::start(&config(
+        &ups,
+        "  chat:\n    - {upstream: a}\n    - {upstream: b}\n    - {upstream: c}\n",
+        "sticky: {header: X-Session-Id}",
+    ))
+    .await;
+    let ask = |session: String| {
+        let gw = &gw;
+        async move {
+            let mut h: Vec<(&str, &str)> = auth();
+            h.push(("x-session-id", &session));
+            gw.post("/v1/chat/completions", &h, &chat_body("chat", false))
+                .await
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    for s in 0..20 {
+        let first = ask(format!("session-{s}")).await;
+        let up = first.header("x-llmgate-upstream").unwrap_or("").to_string();
+        for _ in 0..5 {
+            let r = ask(format!("session-{s}")).await;
+            assert_eq!(
+                r.header("x-llmgate-upstream"),
+                Some(up.as_str()),
+                "session-{s}"
+            );
+        }
+        seen.insert(up);
+    }
+    assert!(seen.len() >= 2, "sessions spread over targets: {seen:?}");
+    // session-0's target fails: it moves, to the same place every time.
+    let home = ask("session-0".into())
+        .await
+        .header("x-llmgate-upstream")
+        .unwrap_or("")
+        .to_string();
+    let idx = ["a", "b", "c"].iter().position(|n| *n == home).unwrap_or(0);
+    mocks[idx].set(Behavior::Status {
+        status: 503,
+        headers: vec![],
+    });
+    let moved = ask("session-0".into()).await;
+    assert_eq!(moved.status, 200);
+    let new_home = moved.header("x-llmgate-upstream").unwrap_or("").to_string();
+    assert_ne!(new_home, home);
+    for _ in 0..10 {
+        let r = ask("session-0".into()).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-llmgate-upstream"), Some(new_home.as_str()));
+    }
+}

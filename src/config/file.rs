@@ -26,6 +26,15 @@ pub struct FileConfig {
     /// Plain nginx-style routes (design.md section 6): parsed so the error can say
     /// they are not supported by this build, instead of "unknown field".
     pub routes: Option<serde_yaml::Value>,
+    pub sticky: Option<StickyFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StickyFile {
+    pub header: Option<String>,
+    #[serde(default)]
+    pub by_key: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +85,7 @@ pub struct UpstreamFile {
     #[serde(default)]
     pub forward_headers: Vec<String>,
     pub enabled: Option<bool>,
+    pub retries: Option<u32>,
     pub connect_timeout: Option<String>,
     pub response_timeout: Option<String>,
     pub first_token_timeout: Option<String>,

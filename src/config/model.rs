@@ -16,6 +16,8 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     pub models: BTreeMap<String, Vec<TargetConfig>>,
     pub retry: RetryConfig,
+    /// Session stickiness; `None`: every pick is weighted random.
+    pub sticky: Option<StickyConfig>,
     pub health_check: HealthCheckConfig,
     pub limits: LimitsConfig,
     pub server: ServerSettings,
@@ -53,6 +55,9 @@ pub struct UpstreamConfig {
     pub name: String,
     /// `false`: kept in the config, never tried nor health-checked.
     pub enabled: bool,
+    /// Attempts again on this same upstream (after a jittered pause) before
+    /// the next target.
+    pub retries: u32,
     pub tls: bool,
     pub host: String,
     pub port: u16,
@@ -81,6 +86,14 @@ pub struct TargetConfig {
     pub model: String,
     pub priority: u32,
     pub weight: u32,
+}
+
+/// Where a request's session key comes from: a header (lower case), else,
+/// with `by_key`, the client key's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StickyConfig {
+    pub header: Option<String>,
+    pub by_key: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -341,6 +341,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
             ),
             name,
             enabled: u.enabled.unwrap_or(true),
+            retries: u.retries.unwrap_or(0),
             tls,
             host,
             port,
@@ -582,6 +583,31 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
         );
     }
 
+    let sticky = match file.sticky {
+        None => None,
+        Some(st) => {
+            let header = match st
+                .header
+                .as_deref()
+                .map(|h| HeaderName::from_bytes(h.as_bytes()))
+            {
+                None => None,
+                Some(Ok(h)) => Some(h.as_str().to_string()),
+                Some(Err(_)) => {
+                    issues.add("sticky.header", "is not a valid header name");
+                    None
+                }
+            };
+            if header.is_none() && !st.by_key {
+                issues.add("sticky", "needs `header` or `by_key: true`");
+            }
+            Some(StickyConfig {
+                header,
+                by_key: st.by_key,
+            })
+        }
+    };
+
     let s = file.server;
     let server = ServerSettings {
         // nginx's `worker_processes auto`: the CPUs this process may use
@@ -643,6 +669,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
         upstreams,
         models,
         retry,
+        sticky,
         health_check,
         limits: LimitsConfig {
             max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),

@@ -15,7 +15,7 @@ use super::usage::{Usage, UsageTail};
 use crate::downstream::{Client, Request};
 use crate::error::{error_body, GatewayError};
 use crate::headers::{ConnectionNames, NOT_RETURNED_SET};
-use crate::routing::{ModelRoute, Target, TriedSet};
+use crate::routing::{key_hash, ModelRoute, Target, TriedSet};
 use crate::state::Runtime;
 use crate::upstream::circuit::{ms_at, now_ms};
 use crate::upstream::h1::{put_header, Conn, H1Error, Head};
@@ -115,12 +115,19 @@ pub async fn run(
 ) -> io::Result<Done> {
     let rt = ctx.runtime.clone();
     let deadline = ctx.started + rt.config.retry.total_timeout;
+    // Every target once, plus each one's same-target retries.
+    let possible: usize = route
+        .targets
+        .iter()
+        .map(|t| 1 + rt.upstreams[t.upstream].cfg.retries as usize)
+        .sum();
     let max_attempts = rt
         .config
         .retry
         .max_attempts
         .map_or(usize::MAX, |m| m as usize)
-        .min(route.targets.len());
+        .min(possible);
+    let session = session_key(&rt, req, ctx);
     let out = outgoing(req, ctx, &body);
     let mut tried = TriedSet::default();
     // Disabled and drained upstreams get no requests, not even fail-open ones.
@@ -134,16 +141,28 @@ pub async fn run(
     let mut last_timeout = false;
     let mut soonest_retry: Option<Duration> = None;
     let mut failed_tier: Option<u32> = None;
+    // The same target once more (`retries`), and which retry that is.
+    let mut again: Option<(usize, u32)> = None;
 
     while ctx.attempts.len() < max_attempts {
         // One clock read for the choice, the deadline check and the breaker.
         let at = Instant::now();
         let mut now = ms_at(at);
-        let usable = |t: &Target| rt.upstreams[t.upstream].health.usable(now);
-        let Some(ti) = route.next(tried, usable, &mut rng) else {
-            break;
+        let (ti, retry) = match again.take() {
+            Some(x) => x,
+            None => {
+                let usable = |t: &Target| rt.upstreams[t.upstream].health.usable(now);
+                let pick = match session {
+                    Some(s) => route.next_sticky(tried, usable, s),
+                    None => route.next(tried, usable, &mut rng),
+                };
+                let Some(ti) = pick else {
+                    break;
+                };
+                tried.insert(ti);
+                (ti, 0)
+            }
         };
-        tried.insert(ti);
         let target = &route.targets[ti];
         let up = &rt.upstreams[target.upstream];
         if at >= deadline {
@@ -151,7 +170,17 @@ pub async fn run(
             all_429 = false;
             break;
         }
-        if failed_tier == Some(target.priority) && !rt.config.retry.backoff.is_zero() {
+        if retry > 0 {
+            // Exponential from `retry.backoff` (100 ms when unset), equal jitter.
+            let base = match rt.config.retry.backoff {
+                b if b.is_zero() => Duration::from_millis(100),
+                b => b,
+            };
+            let b = base.saturating_mul(1 << (retry - 1).min(10));
+            let pause = b / 2 + b.mul_f64(rng.f64() / 2.0);
+            tokio::time::sleep(budget(pause, deadline)).await;
+            now = now_ms();
+        } else if failed_tier == Some(target.priority) && !rt.config.retry.backoff.is_zero() {
             // Equal jitter: spread retries out, yet always pause at least half.
             let b = rt.config.retry.backoff;
             let pause = b / 2 + b.mul_f64(rng.f64() / 2.0);
@@ -225,6 +254,12 @@ pub async fn run(
                     }
                     _ => all_429 = false,
                 }
+                // Same target again if it has retries left, did not name a
+                // time to come back, and its breaker is still closed.
+                if retry < up.cfg.retries && f.retry_after().is_none() && up.health.usable(now_ms())
+                {
+                    again = Some((ti, retry + 1));
+                }
                 ctx.attempts.push(AttemptRecord {
                     upstream: target.upstream,
                     outcome: Outcome::Failed(f.reason.into()),
@@ -255,6 +290,24 @@ pub async fn run(
     };
     respond::error(client, ctx, &err).await?;
     Ok(Done::Answered)
+}
+
+/// The request's session key hashed (`sticky`): the configured header, else
+/// the client key's name when `by_key`.
+fn session_key(rt: &Runtime, req: &Request, ctx: &RequestCtx) -> Option<u64> {
+    let sticky = rt.config.sticky.as_ref()?;
+    sticky
+        .header
+        .as_deref()
+        .and_then(|h| req.header(h))
+        .filter(|v| !v.is_empty())
+        .map(key_hash)
+        .or_else(|| {
+            ctx.key_name
+                .as_deref()
+                .filter(|_| sticky.by_key)
+                .map(|k| key_hash(k.as_bytes()))
+        })
 }
 
 fn record_failure(rt: &Runtime, up: &Upstream, wait: Option<Duration>) {
