@@ -28,6 +28,19 @@ impl RateLimiter {
         self.admit_at(now)
     }
 
+    /// (limit, requests left in the current minute) for the status page.
+    pub fn left(&self) -> (u64, u64) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let used = if self.window.load(Ordering::Acquire) == now.as_secs() / 60 {
+            self.count.load(Ordering::Acquire)
+        } else {
+            0
+        };
+        (self.limit, self.limit.saturating_sub(used))
+    }
+
     fn admit_at(&self, now: Duration) -> Result<(), Duration> {
         let window = now.as_secs() / 60;
         if self.window.swap(window, Ordering::AcqRel) != window {

@@ -99,6 +99,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
         path,
         runtime: shared.clone(),
         connector_opts,
+        history: Default::default(),
     });
 
     let opt = Opt {

@@ -20,6 +20,8 @@ pub struct ClientKey {
     /// `None`: every logical model.
     pub models: Option<HashSet<String>>,
     pub rate: Option<RateLimiter>,
+    /// Requests authenticated with this key since the config was loaded.
+    pub requests: std::sync::atomic::AtomicU64,
 }
 
 impl ClientKey {
@@ -99,6 +101,15 @@ impl Runtime {
                         name: Arc::from(k.name.as_str()),
                         models: k.models.as_ref().map(|m| m.iter().cloned().collect()),
                         rate: k.rpm.map(RateLimiter::per_minute),
+                        // A reload keeps a key's count (by name), like upstreams' health.
+                        requests: std::sync::atomic::AtomicU64::new(
+                            previous
+                                .and_then(|p| p.keys.as_ref())
+                                .and_then(|old| old.values().find(|o| *o.name == *k.name))
+                                .map_or(0, |o| {
+                                    o.requests.load(std::sync::atomic::Ordering::Relaxed)
+                                }),
+                        ),
                     };
                     (k.key.expose().to_string(), info)
                 })

@@ -37,6 +37,21 @@ impl ProxyHttp for AdminApi {
         resp.insert_header("content-type", content_type)?;
         resp.insert_header("content-length", body.len().to_string())?;
         resp.insert_header("cache-control", "no-store")?;
+        if status == 401 {
+            // Browsers then ask for the key (as the password) and send it
+            // with every later request, the page's own refreshes included.
+            resp.insert_header(
+                "www-authenticate",
+                "Basic realm=\"llmgate admin\", charset=\"UTF-8\"",
+            )?;
+        }
+        if content_type.starts_with("text/html") {
+            resp.insert_header(
+                "content-security-policy",
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; frame-ancestors 'none'",
+            )?;
+            resp.insert_header("x-content-type-options", "nosniff")?;
+        }
         session.write_response_header(Box::new(resp), false).await?;
         session.write_response_body(Some(body), true).await?;
         Ok(true)
@@ -69,8 +84,8 @@ impl AdminApi {
             .headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+            .and_then(presented_key)
+            .unwrap_or_default();
         // The key of the config now serving: a reload that changes it applies.
         let rt = self.runtime.load();
         let key = rt
@@ -96,6 +111,8 @@ impl AdminApi {
         match (method.as_str(), path.as_str()) {
             ("GET", "/metrics") => (200, "text/plain; version=0.0.4", Bytes::from(self.metrics.render(&rt))),
             ("GET", "/admin/upstreams") => ok_json(upstreams_json(&rt)),
+            ("GET", "/" | "/status") => (200, "text/html; charset=utf-8", Bytes::from_static(super::status::PAGE.as_bytes())),
+            ("GET", "/admin/status") => ok_json(super::status::snapshot(&rt, &self.reloader)),
             ("GET", "/admin/config") => ok_json(config_json(&rt.config)),
             ("POST", "/admin/reload") => match self.reloader.reload() {
                 Ok(not_applied) => ok_json(json!({
@@ -141,6 +158,21 @@ impl AdminApi {
     }
 }
 
+/// The key in `Bearer KEY`, or the password of `Basic base64(user:KEY)`
+/// (the user name is not checked).
+fn presented_key(value: &str) -> Option<String> {
+    use base64::Engine;
+    if let Some(k) = value.strip_prefix("Bearer ") {
+        return Some(k.to_string());
+    }
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':').map(|(_, key)| key.to_string())
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -164,7 +196,7 @@ async fn read_body(session: &mut Session) -> Option<Bytes> {
     }
 }
 
-fn state_of(up: &Upstream, now: u64) -> &'static str {
+pub(super) fn state_of(up: &Upstream, now: u64) -> &'static str {
     let b = &up.health.breaker;
     if let Some(why) = up.out_of_rotation() {
         why

@@ -5,3 +5,4 @@ pub mod api;
 pub mod metrics;
 pub mod notify;
 pub mod reload;
+pub mod status;

@@ -18,7 +18,21 @@ pub struct Reloader {
     pub path: Option<PathBuf>,
     pub runtime: SharedRuntime,
     pub connector_opts: ConnectorOptions,
+    /// The last reloads, newest last (for the status page).
+    pub history: std::sync::Mutex<std::collections::VecDeque<ReloadEvent>>,
 }
+
+/// One reload, as the status page shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadEvent {
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    pub ok: bool,
+    /// Problems when refused; settings not applied when accepted.
+    pub details: Vec<String>,
+}
+
+const HISTORY: usize = 10;
 
 /// A setting of the new config that did not take effect, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +85,38 @@ impl Reloader {
     /// Reload now; on failure the old config keeps serving and the problems
     /// are returned. On success: the settings that did not take effect.
     pub fn reload(&self) -> Result<Vec<NotApplied>, Vec<String>> {
+        let result = self.reload_now();
+        let details = match &result {
+            Ok(n) => n
+                .iter()
+                .map(|n| format!("`{}` not applied: {}", n.key, n.why))
+                .collect(),
+            Err(problems) => problems.clone(),
+        };
+        if let Ok(mut h) = self.history.lock() {
+            if h.len() == HISTORY {
+                h.pop_front();
+            }
+            h.push_back(ReloadEvent {
+                at_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+                ok: result.is_ok(),
+                details,
+            });
+        }
+        result
+    }
+
+    /// The last reloads, oldest first.
+    pub fn history(&self) -> Vec<ReloadEvent> {
+        self.history
+            .lock()
+            .map(|h| h.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn reload_now(&self) -> Result<Vec<NotApplied>, Vec<String>> {
         let Some(path) = &self.path else {
             return Err(vec![
                 "this instance runs the built-in demo config: nothing to reload".into(),

@@ -209,6 +209,8 @@ pub async fn run(
         match result {
             Ok(ready) => {
                 let status = ready.header.status;
+                up.health
+                    .observe_latency(at.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
                 up.attempts.answered(&ctx.metrics, up.name(), status);
                 if status >= 500 || status == 429 {
                     // Passed through (not in retry_on), but still a sign of trouble.

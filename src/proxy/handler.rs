@@ -74,6 +74,10 @@ pub async fn handle(client: &mut Client, req: &Request, ctx: &mut RequestCtx) ->
         Err(e) => return fail(client, ctx, e).await,
     };
     ctx.key_name = key.map(|k| k.name.clone());
+    if let Some(k) = key {
+        k.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 
     let body_deadline = ctx.started + rt.config.limits.body_total_timeout;
     let body = match read_body(client, req, &rt.config.limits, body_deadline).await {

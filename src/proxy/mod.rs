@@ -140,6 +140,9 @@ impl Gateway {
             .served_by
             .and_then(|i| rt.upstreams.get(i).map(|u| (i, u.name())));
         let elapsed = ctx.started.elapsed();
+        if let (Some((i, _)), Some((p, c))) = (upstream, ctx.usage) {
+            rt.upstreams[i].health.add_tokens(p + c);
+        }
         series.observe(
             m,
             &Observed {

@@ -28,7 +28,17 @@ pub struct Health {
     fails: AtomicU32,
     oks: AtomicU32,
     last_error: Mutex<Option<String>>,
+    /// Time to the answer's first bytes of answered attempts, in buckets
+    /// (upper bounds [`LATENCY_BOUNDS_MS`], then everything above): the
+    /// status page takes percentiles over the difference of two readings.
+    latency: [AtomicU64; LATENCY_BOUNDS_MS.len() + 1],
+    tokens: AtomicU64,
 }
+
+/// Upper bounds (ms) of the latency buckets kept per upstream.
+pub const LATENCY_BOUNDS_MS: [u64; 15] = [
+    1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000,
+];
 
 impl Default for Health {
     fn default() -> Self {
@@ -43,6 +53,8 @@ impl Default for Health {
             fails: AtomicU32::new(0),
             oks: AtomicU32::new(0),
             last_error: Mutex::new(None),
+            latency: Default::default(),
+            tokens: AtomicU64::new(0),
         }
     }
 }
@@ -70,6 +82,27 @@ impl Health {
 
     pub fn count_failure(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One answered attempt took `ms` to its first bytes.
+    pub fn observe_latency(&self, ms: u64) {
+        let i = LATENCY_BOUNDS_MS.partition_point(|&b| b < ms);
+        self.latency[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn latency_buckets(&self) -> Vec<u64> {
+        self.latency
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    pub fn add_tokens(&self, n: u64) {
+        self.tokens.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn tokens(&self) -> u64 {
+        self.tokens.load(Ordering::Relaxed)
     }
 
     pub fn in_flight(&self) -> u64 {
