@@ -7,6 +7,7 @@
 #   benches/instructions.sh [BIN...]      (default target/release/llmgate)
 #   WITH_NGINX=1 benches/instructions.sh       the nginx proxy_pass peer, same way
 #   CONFIG=FILE benches/instructions.sh        another gateway config (default conf/bench.yaml)
+#   NGINX_ACCESS_LOG=1 WITH_NGINX=1 ...         the nginx peer with a buffered access log
 # Needs valgrind, nginx and wrk (apt-get install valgrind nginx-light wrk) and
 # ../shared/bench.
 set -euo pipefail
@@ -43,6 +44,10 @@ measure() { # NAME URL CMD...
 }
 if [ "${WITH_NGINX:-0}" = 1 ]; then
   "$BENCH/lib/render.sh" "$BENCH/peers/nginx-proxy.conf.in" "$RUN/proxy.conf" RUN="$RUN" PORT=18082 MOCK_PORT=18080
+  if [ "${NGINX_ACCESS_LOG:-0}" = 1 ]; then
+    # The peer with its access log on, buffered as nginx users run it.
+    sed -i "s#access_log off;#access_log $RUN/nginx-access.log combined buffer=64k flush=1s;#" "$RUN/proxy.conf"
+  fi
   measure nginx http://127.0.0.1:18082 nginx -p "$RUN" -c "$RUN/proxy.conf" -e "$RUN/proxy-error.log" -g 'daemon off; master_process off;'
 fi
 for bin in "${@:-target/release/llmgate}"; do
