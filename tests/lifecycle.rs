@@ -129,3 +129,115 @@ async fn graceful_upgrade_under_load_drops_nothing() {
     assert!(exited, "old process exited after its grace period");
     assert_eq!(gw.chat("chat").await.status, 200, "new process serves");
 }
+
+/// Closed-loop keep-alive clients (each sends its next request the moment
+/// the answer is complete, on the same connection, and reconnects only when
+/// told `connection: close`) see no error across ten upgrades in a row, and
+/// streams in flight complete.
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_upgrades_under_keep_alive_load_lose_no_request() {
+    let slow = mock(Behavior::Ok {
+        events: 10,
+        event_delay: Duration::from_millis(50),
+    })
+    .await;
+    let fast = ok_mock().await;
+    let ups = upstream("slow", &slow.url(), "") + &upstream("fast", &fast.url(), "");
+    let cfg = config(&ups, "  stream: [{upstream: slow}]\n  chat: [{upstream: fast}]\n", "")
+        + "server: {upgrade_sock: \"@DIR@/upgrade.sock\", pid_file: \"@DIR@/llmgate.pid\", grace_period_seconds: 2, graceful_shutdown_timeout_seconds: 1}\n";
+    let mut gw = Gateway::start(&cfg).await;
+    let addr = gw.addr.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, bad) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut clients = Vec::new();
+    for c in 0..16 {
+        let (addr, stop, ok, bad, failures) = (
+            addr.clone(),
+            stop.clone(),
+            ok.clone(),
+            bad.clone(),
+            failures.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let stream = c == 0;
+            let body = chat_body(if stream { "stream" } else { "chat" }, stream);
+            let wire = format!(
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {CLIENT_KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let mut conn: Option<tokio::net::TcpStream> = None;
+            // Bounded: at most 20,000 requests per client, and the test's stop flag.
+            for _ in 0..20_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if conn.is_none() {
+                    conn = tokio::net::TcpStream::connect(&addr).await.ok();
+                }
+                let Some(s) = conn.as_mut() else {
+                    bad.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let r = match s.write_all(wire.as_bytes()).await {
+                    Ok(()) => tokio::time::timeout(Duration::from_secs(10), read_response(s))
+                        .await
+                        .ok(),
+                    Err(_) => None,
+                };
+                let good = r.as_ref().is_some_and(|r| {
+                    r.status == 200
+                        && r.complete
+                        && (!stream || sse_data(&r.body).last().map(String::as_str) == Some("[DONE]"))
+                });
+                if good {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    bad.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut f) = failures.lock() {
+                        f.push(format!("{:?}", r.as_ref().map(|r| (r.status, r.complete, r.text()))));
+                    }
+                }
+                let close = r
+                    .as_ref()
+                    .is_none_or(|r| r.header("connection") == Some("close"));
+                if close {
+                    conn = None;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut olds = Vec::new();
+    for _ in 0..10 {
+        let old_pid = gw.pid();
+        olds.push(gw.spawn_upgrade());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let _ = std::process::Command::new("kill")
+            .arg("-QUIT")
+            .arg(old_pid.to_string())
+            .status();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    for mut o in olds {
+        let _ = o.kill();
+        let _ = o.wait();
+    }
+    let failed = failures.lock().map(|f| f.clone()).unwrap_or_default();
+    assert!(
+        ok.load(Ordering::Relaxed) > 100,
+        "load ran: {}",
+        ok.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        bad.load(Ordering::Relaxed),
+        0,
+        "failed requests across ten upgrades: {:?}",
+        &failed[..failed.len().min(5)]
+    );
+}

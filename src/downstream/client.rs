@@ -34,6 +34,9 @@ const READ_SIZE: usize = 4 * 1024;
 /// Bytes of a head beyond `max_header_bytes` we still wait for: the request
 /// line, line ends and the blank line are not counted in that limit.
 const HEAD_SLACK: usize = 8 * 1024;
+/// How long an idle kept-alive connection is still read from once the server
+/// starts to stop (graceful stop or upgrade) before it is closed.
+const STOP_QUIET: Duration = Duration::from_secs(1);
 /// Bytes of empty lines accepted before a request line (RFC 9112 2.2 asks
 /// servers to skip at least one; more is junk).
 const MAX_BLANK: usize = 16;
@@ -143,20 +146,35 @@ impl Client {
                 // restart the header deadline).
                 None if self.buf.is_empty() && self.blank == 0 => {
                     if *self.shutdown.borrow() {
-                        return Err(HeadError::Gone);
-                    }
-                    let stop = self.stop.get_or_insert_with(|| {
-                        let mut rx = self.shutdown.clone();
-                        Box::pin(async move { stopping(&mut rx).await })
-                    });
-                    let read = self.idle.within_by(
-                        || Instant::now() + KEEPALIVE_IDLE,
-                        self.stream.read_buf(&mut self.buf),
-                    );
-                    tokio::select! {
-                        biased;
-                        r = read => r.ok_or(HeadError::Gone)?,
-                        _ = stop.as_mut() => return Err(HeadError::Gone),
+                        // Stopping already: the quiet period (see below).
+                        fast_timeout(STOP_QUIET, self.stream.read_buf(&mut self.buf))
+                            .await
+                            .map_err(|_| HeadError::Gone)?
+                    } else {
+                        let stop = self.stop.get_or_insert_with(|| {
+                            let mut rx = self.shutdown.clone();
+                            Box::pin(async move { stopping(&mut rx).await })
+                        });
+                        let read = self.idle.within_by(
+                            || Instant::now() + KEEPALIVE_IDLE,
+                            self.stream.read_buf(&mut self.buf),
+                        );
+                        let stopped = tokio::select! {
+                            biased;
+                            r = read => Some(r.ok_or(HeadError::Gone)?),
+                            _ = stop.as_mut() => None,
+                        };
+                        match stopped {
+                            Some(n) => n,
+                            // The server is stopping, and a request may already be
+                            // on its way: a client that sends within the quiet
+                            // period is served (with `connection: close`), one
+                            // that stays quiet is closed. Closing at once lost the
+                            // requests of keep-alive clients caught in the gap.
+                            None => fast_timeout(STOP_QUIET, self.stream.read_buf(&mut self.buf))
+                                .await
+                                .map_err(|_| HeadError::Gone)?,
+                        }
                     }
                 }
                 _ => {
