@@ -11,9 +11,10 @@
 //! What Pingora's loop did and this one keeps: keep-alive (60 s idle) and
 //! pipelining, the header deadline against slowloris (`limits.header_timeout`
 //! from the first byte of a head), `Expect: 100-continue`, chunked request
-//! bodies, graceful shutdown (idle connections close when the server stops;
-//! answers then carry `connection: close`), and closing whenever framing is in
-//! doubt.
+//! bodies, graceful shutdown (idle connections close when the server stops,
+//! after a short quiet period in which a request already on its way is still
+//! served; answers then carry `connection: close`), and closing whenever
+//! framing is in doubt.
 
 use super::head::{parse_head, BodyFraming, HeadError, Request};
 use crate::framing::{self, write_all_vectored, Decoder, Step};
