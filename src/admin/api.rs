@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::proxy::rewrite::ParsedBody;
 use crate::secret::Secret;
 use crate::state::{Runtime, SharedRuntime};
-use crate::upstream::circuit::{now_ms, State};
+use crate::upstream::circuit::now_ms;
 use crate::upstream::Upstream;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -196,29 +196,12 @@ async fn read_body(session: &mut Session) -> Option<Bytes> {
     }
 }
 
-pub(super) fn state_of(up: &Upstream, now: u64) -> &'static str {
-    let b = &up.health.breaker;
-    if let Some(why) = up.out_of_rotation() {
-        why
-    } else if !up.health.is_healthy() {
-        "unhealthy"
-    } else if b.cooldown_left(now) > 0 {
-        "cooling_down"
-    } else {
-        match b.state(now) {
-            State::Closed => "healthy",
-            State::Open => "circuit_open",
-            State::HalfOpen => "half_open",
-        }
-    }
-}
-
 fn upstream_json(up: &Upstream) -> Value {
     let now = now_ms();
     let (requests, failures) = up.health.counts();
     json!({
         "name": up.name(),
-        "state": state_of(up, now),
+        "state": up.state_name(now),
         "healthy": up.health.is_healthy(),
         "drained": up.health.is_drained(),
         "enabled": up.cfg.enabled,
@@ -335,7 +318,7 @@ fn route_dry_run(rt: &Runtime, session: &Session, body: Bytes) -> (u16, &'static
         } else {
             "not usable: tried only because nothing better is left (fail open)"
         };
-        order.push(json!({"upstream": up.name(), "model": t.model, "priority": t.priority, "weight": t.weight, "state": state_of(up, now), "why": why}));
+        order.push(json!({"upstream": up.name(), "model": t.model, "priority": t.priority, "weight": t.weight, "state": up.state_name(now), "why": why}));
     }
     let skipped: Vec<Value> = route
         .targets

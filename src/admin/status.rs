@@ -4,7 +4,6 @@
 //! percentiles are worked out in the page from the difference of two
 //! readings of cumulative counters, so the server keeps no windows.
 
-use super::api::state_of;
 use super::reload::Reloader;
 use crate::state::Runtime;
 use crate::upstream::circuit::now_ms;
@@ -24,7 +23,7 @@ pub fn snapshot(rt: &Runtime, reloader: &Reloader) -> Value {
             let (requests, failures) = up.health.counts();
             json!({
                 "name": up.name(),
-                "state": state_of(up, now),
+                "state": up.state_name(now),
                 "circuit": up.health.breaker.state(now).as_str(),
                 "cooldown_ms": up.health.breaker.cooldown_left(now),
                 "in_flight": up.health.in_flight(),

@@ -7,6 +7,7 @@ pub mod client;
 pub mod guard;
 pub mod head;
 pub mod listener;
+mod target;
 
 pub use client::{Client, HeadLimits};
 pub use guard::Guarded;

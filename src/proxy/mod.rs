@@ -19,6 +19,7 @@ mod ctx;
 mod forward;
 mod handler;
 pub mod json;
+mod json_run;
 mod respond;
 pub mod rewrite;
 pub mod sse;

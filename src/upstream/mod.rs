@@ -171,6 +171,24 @@ impl Upstream {
         }
     }
 
+    /// One word for what the admin API and the status page show.
+    pub fn state_name(&self, now: u64) -> &'static str {
+        let b = &self.health.breaker;
+        if let Some(why) = self.out_of_rotation() {
+            why
+        } else if !self.health.is_healthy() {
+            "unhealthy"
+        } else if b.cooldown_left(now) > 0 {
+            "cooling_down"
+        } else {
+            match b.state(now) {
+                circuit::State::Closed => "healthy",
+                circuit::State::Open => "circuit_open",
+                circuit::State::HalfOpen => "half_open",
+            }
+        }
+    }
+
     pub fn retries_on(&self, status: u16) -> bool {
         self.cfg.retry_on.contains(&status)
     }
