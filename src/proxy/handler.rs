@@ -172,8 +172,12 @@ fn model_object(rt: &Runtime, key: Option<&ClientKey>, id: &str) -> Option<Bytes
     if !rt.config.models.contains_key(id) || key.is_some_and(|k| !k.may_use(id)) {
         return None;
     }
-    let v = serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "llmgate"});
-    Some(Bytes::from(v.to_string()))
+    Some(Bytes::from(model_json(id).to_string()))
+}
+
+/// OpenAI's model object for a logical model.
+fn model_json(id: &str) -> serde_json::Value {
+    serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "llmgate"})
 }
 
 /// `%XX` escapes decoded (the target reader has checked they are well formed);
@@ -209,7 +213,7 @@ fn models_list(rt: &Runtime, key: Option<&ClientKey>) -> Bytes {
         .models
         .keys()
         .filter(|m| key.is_none_or(|k| k.may_use(m)))
-        .map(|m| serde_json::json!({"id": m, "object": "model", "created": 0, "owned_by": "llmgate"}))
+        .map(|m| model_json(m))
         .collect();
     Bytes::from(serde_json::json!({"object": "list", "data": data}).to_string())
 }
