@@ -70,6 +70,7 @@ impl Gateway {
         ));
         std::fs::create_dir_all(&dir).expect("tmp dir");
         let cfg = dir.join("llmgate.yaml");
+        let wait_admin = yaml.contains("@ADMIN@");
         let yaml = yaml
             .replace("@LISTEN@", &addr)
             .replace("@ADMIN@", &admin)
@@ -85,9 +86,13 @@ impl Gateway {
             log,
             dir,
         };
+        // The admin listener is a separate service that may bind a moment after
+        // the main one: wait for every listener the config names.
         let start = Instant::now();
         loop {
-            if TcpStream::connect(&gw.addr).await.is_ok() {
+            if TcpStream::connect(&gw.addr).await.is_ok()
+                && (!wait_admin || TcpStream::connect(&gw.admin).await.is_ok())
+            {
                 break;
             }
             if let Ok(Some(status)) = gw.child.try_wait() {
