@@ -63,6 +63,7 @@ fn routing(c: &mut Criterion) {
             model: format!("m{i}"),
             priority: (i / 4) as u32,
             weight: (i % 4 + 1) as u32,
+            params: Vec::new(),
         })
         .collect();
     let route = ModelRoute::new("chat", &targets);

@@ -12,6 +12,7 @@ pub mod framing;
 pub mod headers;
 pub mod limits;
 pub mod mock;
+pub mod params;
 pub mod proxy;
 pub mod routing;
 pub mod secret;

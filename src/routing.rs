@@ -4,6 +4,7 @@
 
 use crate::admin::metrics::ModelSeries;
 use crate::config::TargetConfig;
+use crate::params::Params;
 use bytes::Bytes;
 use std::ops::Range;
 use std::sync::Arc;
@@ -17,6 +18,8 @@ pub struct Target {
     pub model_json: Bytes,
     pub weight: u32,
     pub priority: u32,
+    /// Request parameter overrides; `None` for most targets (plain splice).
+    pub params: Option<Arc<Params>>,
     /// Identity for session stickiness: a hash of the upstream's name and the
     /// model, so it survives reloads that add or reorder upstreams.
     pub id: u64,
@@ -43,6 +46,7 @@ impl ModelRoute {
                 model: t.model.clone(),
                 weight: t.weight.max(1),
                 priority: t.priority,
+                params: Params::new(&t.params).map(Arc::new),
                 id: key_hash(format!("{}\0{}", t.upstream, t.model).as_bytes()),
             })
             .collect();
@@ -192,6 +196,7 @@ mod tests {
                 model: format!("m{upstream}"),
                 priority,
                 weight,
+                params: Vec::new(),
             })
             .collect();
         ModelRoute::new("m", &cfg)
@@ -303,6 +308,7 @@ mod tests {
             model: "a\"b".into(),
             priority: 1,
             weight: 1,
+            params: Vec::new(),
         }];
         assert_eq!(
             &ModelRoute::new("m", &cfg).targets[0].model_json[..],

@@ -110,6 +110,7 @@ pub struct TargetFile {
     pub priority: Option<u32>,
     pub weight: Option<u32>,
     pub quota: Option<QuotaFile>,
+    pub params: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,6 +4,7 @@
 mod env;
 mod file;
 mod model;
+mod targets;
 mod validate;
 
 pub use env::interpolate;
@@ -196,6 +197,40 @@ auth:
         )
         .unwrap_err();
         assert!(!errs[0].contains("sk-zzz"), "{errs:?}");
+    }
+
+    #[test]
+    fn target_params() {
+        let with = |params: &str| {
+            let cfg = GOOD.replace(
+                "model: qwen, priority: 2}",
+                &format!("model: qwen, priority: 2, params: {params}}}"),
+            );
+            parse_str(&cfg, env)
+        };
+        let c = with("{temperature: 0.2, max_tokens: {max: 512}, stream: false}").unwrap();
+        let p = &c.models["chat"][1].params;
+        assert!(p.contains(&("stream".into(), ParamRule::NoStream)));
+        assert!(p.contains(&("max_tokens".into(), ParamRule::Max(512.into()))));
+        assert!(p.contains(&("temperature".into(), ParamRule::Set(0.2.into()))));
+        for (bad, needle) in [
+            ("{model: x}", "models.chat[1].params.model"),
+            (
+                "{stream: true}",
+                "models.chat[1].params.stream: only `false`",
+            ),
+            (
+                "{stream: false, stream_options: {}}",
+                "params.stream_options: cannot",
+            ),
+            (
+                "{max_tokens: {max: lots}}",
+                "params.max_tokens.max: must be a number",
+            ),
+        ] {
+            let errs = with(bad).unwrap_err().join("\n");
+            assert!(errs.contains(needle), "{bad}: {errs}");
+        }
     }
 
     #[test]

@@ -86,6 +86,20 @@ pub struct TargetConfig {
     pub model: String,
     pub priority: u32,
     pub weight: u32,
+    /// Request parameter overrides, applied as splices (`crate::params`).
+    pub params: Vec<(String, ParamRule)>,
+}
+
+/// What a target does to one top-level request parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamRule {
+    /// Replaced by this value, or added when absent.
+    Set(serde_json::Value),
+    /// Lowered to this number when above it or `null`, added when absent.
+    Max(serde_json::Number),
+    /// `stream: false`: the upstream gets a plain request; a streaming
+    /// client gets the answer as SSE.
+    NoStream,
 }
 
 /// Where a request's session key comes from: a header (lower case), else,

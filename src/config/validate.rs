@@ -12,10 +12,10 @@ use std::time::Duration;
 pub const MAX_TARGETS_PER_MODEL: usize = 64;
 
 #[derive(Default)]
-struct Issues(Vec<String>);
+pub(super) struct Issues(Vec<String>);
 
 impl Issues {
-    fn add(&mut self, path: impl std::fmt::Display, msg: impl std::fmt::Display) {
+    pub(super) fn add(&mut self, path: impl std::fmt::Display, msg: impl std::fmt::Display) {
         self.0.push(format!("{path}: {msg}"));
     }
 }
@@ -356,58 +356,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
         });
     }
 
-    // Models.
-    let mut models = BTreeMap::new();
-    if file.models.is_empty() {
-        issues.add("models", "at least one logical model is required");
-    }
-    for (name, targets) in file.models {
-        let p = format!("models.{name}");
-        if targets.is_empty() {
-            issues.add(&p, "has no targets");
-        }
-        if targets.len() > MAX_TARGETS_PER_MODEL {
-            issues.add(
-                &p,
-                format!(
-                    "has {} targets; at most {MAX_TARGETS_PER_MODEL} are supported",
-                    targets.len()
-                ),
-            );
-        }
-        let mut out = Vec::with_capacity(targets.len());
-        for (i, t) in targets.into_iter().enumerate() {
-            let tp = format!("{p}[{i}]");
-            let Some(&up) = index_of.get(&t.upstream) else {
-                issues.add(
-                    format!("{tp}.upstream"),
-                    format!("`{}` is not defined under upstreams", t.upstream),
-                );
-                continue;
-            };
-            let weight = t.weight.unwrap_or(1);
-            if weight == 0 {
-                issues.add(
-                    format!("{tp}.weight"),
-                    "must be at least 1 (remove the target to disable it)",
-                );
-            }
-            if t.quota.is_some() {
-                unenforced.push(format!("{tp}.quota"));
-            }
-            let model = t.model.unwrap_or_else(|| name.clone());
-            if model.is_empty() {
-                issues.add(format!("{tp}.model"), "must not be empty");
-            }
-            out.push(TargetConfig {
-                upstream: up,
-                model,
-                priority: t.priority.unwrap_or(1),
-                weight: weight.max(1),
-            });
-        }
-        models.insert(name, out);
-    }
+    let models = super::targets::models(&mut issues, &mut unenforced, file.models, &index_of);
 
     // Client keys.
     let auth = file.auth.map(|a| {

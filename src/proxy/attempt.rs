@@ -5,6 +5,7 @@
 //! SSE: its first complete `data:` event). Only then is anything written to the
 //! client ("commit"); every earlier failure moves on to the next target unseen.
 
+use super::as_stream::{answer_as_sse, MAX_ANSWER};
 use super::ctx::{AttemptRecord, Outcome, RequestCtx};
 use super::forward::ClientHeaders;
 use super::handler::Done;
@@ -14,7 +15,9 @@ use super::sse::FirstEvent;
 use super::usage::{Usage, UsageTail};
 use crate::downstream::{Client, Request};
 use crate::error::{error_body, GatewayError};
+use crate::framing::eq_ci;
 use crate::headers::{ConnectionNames, NOT_RETURNED_SET};
+use crate::params::wants_usage;
 use crate::routing::{key_hash, ModelRoute, Target, TriedSet};
 use crate::state::Runtime;
 use crate::upstream::circuit::{ms_at, now_ms};
@@ -94,6 +97,9 @@ struct Ready {
     header: Head,
     chunks: Vec<Bytes>,
     sse: bool,
+    /// A plain answer turned into a stream (`whole_as_stream`), with the
+    /// usage it reported: the stream itself may not carry it.
+    converted: Option<Option<Usage>>,
 }
 
 /// The request as it goes to every upstream, prepared once.
@@ -396,6 +402,7 @@ async fn try_target(
             header,
             chunks: Vec::new(),
             sse: false,
+            converted: None,
         });
     }
     let sse = header
@@ -407,6 +414,9 @@ async fn try_target(
     } else {
         cfg.response_timeout
     };
+    if !sse && out.body.stream && target.params.as_ref().is_some_and(|p| p.no_stream) {
+        return whole_as_stream(s, header, out.body, cfg.response_timeout, deadline).await;
+    }
     let mut scan = FirstEvent::default();
     let mut chunks = Vec::new();
     loop {
@@ -431,6 +441,7 @@ async fn try_target(
                     header,
                     chunks,
                     sse,
+                    converted: None,
                 })
             }
             Some(Ok(Some(b))) => {
@@ -444,11 +455,54 @@ async fn try_target(
                         header,
                         chunks,
                         sse,
+                        converted: None,
                     });
                 }
             }
         }
     }
+}
+
+/// A plain answer from an upstream that cannot stream, read whole and
+/// told as the stream the client asked for; nothing is committed before it
+/// is complete, so any failure still moves on to the next target.
+async fn whole_as_stream(
+    mut s: Conn,
+    header: Head,
+    body: &ParsedBody,
+    wait: Duration,
+    deadline: Instant,
+) -> Result<Ready, Failure> {
+    let mut answer = BytesMut::new();
+    loop {
+        match timed(s.read_body_within(wait, deadline).await) {
+            None => return Err(Failure::new(FailKind::Timeout, "response timeout")),
+            Some(Err(e)) => {
+                return Err(Failure::new(
+                    body_failure(e),
+                    format!("connection broke before the answer ended ({})", e.as_str()),
+                ))
+            }
+            Some(Ok(Some(b))) if answer.len() + b.len() > MAX_ANSWER => {
+                return Err(Failure::new(
+                    FailKind::Malformed,
+                    "answer too large to turn into a stream",
+                ))
+            }
+            Some(Ok(Some(b))) => answer.extend_from_slice(&b),
+            Some(Ok(None)) => break,
+        }
+    }
+    let usage = super::usage::scan(&answer);
+    let sse = answer_as_sse(&answer, wants_usage(&body.body))
+        .map_err(|e| Failure::new(FailKind::Malformed, format!("cannot stream it: {e}")))?;
+    Ok(Ready {
+        up: s,
+        header,
+        chunks: vec![Bytes::from(sse)],
+        sse: true,
+        converted: Some(usage),
+    })
 }
 
 /// A new connection within `connect_timeout`.
@@ -487,7 +541,15 @@ async fn send(
     deadline: Instant,
 ) -> Result<(Conn, Head), Failure> {
     let cfg = &up.cfg;
-    let body = out.body.spliced(&target.model_json);
+    let edited;
+    let params = target.params.as_deref();
+    let body = match params.and_then(|p| out.body.with_params(&target.model_json, p)) {
+        Some(b) => {
+            edited = b;
+            [&edited[..], &[], &[]]
+        }
+        None => out.body.spliced(&target.model_json),
+    };
     let len: usize = body.iter().map(|p| p.len()).sum();
     // Small bodies are copied behind the head (one write); larger ones are
     // written from the client's buffer, in three pieces.
@@ -585,6 +647,7 @@ async fn commit(
         header: resp,
         chunks,
         sse,
+        converted,
     } = ready;
     // The upstream's header passes through, except framing and hop-by-hop
     // headers, which are ours to set: its length when the body passes unchanged;
@@ -599,9 +662,13 @@ async fn commit(
     client.start(resp.status);
     let named = ConnectionNames::of(&resp.headers);
     for (k, v) in resp.headers.iter() {
-        if !NOT_RETURNED_SET.contains(k) && !named.contains(k) {
+        let replaced = converted.is_some() && eq_ci(k, b"content-type");
+        if !NOT_RETURNED_SET.contains(k) && !named.contains(k) && !replaced {
             client.header_lowercase(k, v);
         }
+    }
+    if converted.is_some() {
+        client.header_lowercase(b"content-type", b"text/event-stream");
     }
     respond::stamp(client, ctx);
     client.end_head(length);
@@ -618,7 +685,11 @@ async fn commit(
     if let Some(c) = first {
         if s.done() {
             // The whole answer was read before commit (the common plain case).
-            return last_piece(client, &mut ctx.usage, up, s, &mut usage, &c).await;
+            let done = last_piece(client, &mut ctx.usage, up, s, &mut usage, &c).await;
+            if let Some(u) = converted {
+                ctx.usage = u;
+            }
+            return done;
         }
         usage.push(&c);
         client.write_body(&c, false).await?;

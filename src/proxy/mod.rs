@@ -14,6 +14,7 @@
 //! per-request server path cost more than the rest of the gateway together
 //! (docs/performance.md).
 
+mod as_stream;
 mod attempt;
 mod ctx;
 mod forward;

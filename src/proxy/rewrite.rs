@@ -3,6 +3,7 @@
 //! Every other byte of the body reaches the upstream unchanged.
 
 use super::json::ScanError;
+use crate::params::Params;
 use bytes::{Bytes, BytesMut};
 use std::ops::Range;
 
@@ -71,6 +72,12 @@ impl ParsedBody {
             model_json,
             &self.body[self.span.end..],
         ]
+    }
+
+    /// The body with `model_json` in place of the model and a target's
+    /// parameter overrides applied (`None`: its entries could not be read).
+    pub fn with_params(&self, model_json: &[u8], params: &Params) -> Option<Vec<u8>> {
+        params.apply(&self.body, self.span.clone(), model_json)
     }
 
     /// The body with `model_json` (an encoded JSON string) in place of the model:
