@@ -16,11 +16,14 @@
 
 mod as_stream;
 mod attempt;
+mod commit;
 mod ctx;
+mod exchange;
 mod forward;
 mod handler;
 pub mod json;
 mod json_run;
+mod outcome;
 mod respond;
 pub mod rewrite;
 pub mod sse;

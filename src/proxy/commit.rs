@@ -1,0 +1,168 @@
+//! After commit: the chosen answer's head goes to the client with what was
+//! read of its body, and the rest is pumped through; a stream cut midway
+//! ends with an error event, a cut plain body with a cut connection.
+
+use super::ctx::RequestCtx;
+use super::exchange::{timed, Ready};
+use super::handler::Done;
+use super::outcome::record_failure;
+use super::respond;
+use super::usage::{Usage, UsageTail};
+use crate::downstream::Client;
+use crate::error::error_body;
+use crate::framing::eq_ci;
+use crate::headers::{ConnectionNames, NOT_RETURNED_SET};
+use crate::upstream::h1::Conn;
+use crate::upstream::Upstream;
+use bytes::Bytes;
+use std::io;
+use std::time::Instant;
+
+/// Write the chosen answer to the client and pump the rest of the body through.
+pub(super) async fn commit(
+    client: &mut Client,
+    ctx: &mut RequestCtx,
+    up: &Upstream,
+    ready: Ready,
+    deadline: Instant,
+) -> io::Result<Done> {
+    let Ready {
+        up: mut s,
+        header: resp,
+        chunks,
+        sse,
+        converted,
+    } = ready;
+    // The upstream's header passes through, except framing and hop-by-hop
+    // headers, which are ours to set: its length when the body passes unchanged;
+    // streams are chunked so an in-band error event can still be appended.
+    let length = if sse {
+        None
+    } else {
+        resp.headers
+            .get("content-length")
+            .and_then(crate::framing::parse_length)
+    };
+    client.start(resp.status);
+    let named = ConnectionNames::of(&resp.headers);
+    for (k, v) in resp.headers.iter() {
+        let replaced = converted.is_some() && eq_ci(k, b"content-type");
+        if !NOT_RETURNED_SET.contains(k) && !named.contains(k) && !replaced {
+            client.header_lowercase(k, v);
+        }
+    }
+    if converted.is_some() {
+        client.header_lowercase(b"content-type", b"text/event-stream");
+    }
+    respond::stamp(client, ctx);
+    client.end_head(length);
+    drop(resp);
+    ctx.ttfb = Some(ctx.started.elapsed());
+    let _stream = sse.then(|| StreamGauge::new(&ctx.metrics.streams));
+    let mut usage = UsageTail::default();
+    // What was read before commit leaves with the head, in one write.
+    let first = match chunks.len() {
+        0 => None,
+        1 => chunks.into_iter().next(),
+        _ => Some(Bytes::from(chunks.concat())),
+    };
+    if let Some(c) = first {
+        if s.done() {
+            // The whole answer was read before commit (the common plain case).
+            let done = last_piece(client, &mut ctx.usage, up, s, &mut usage, &c).await;
+            if let Some(u) = converted {
+                ctx.usage = u;
+            }
+            return done;
+        }
+        usage.push(&c);
+        client.write_body(&c, false).await?;
+    }
+    let reason = loop {
+        // Finish as soon as the body is complete, before the client (which has its
+        // whole answer) closes the connection and looks like a disconnect.
+        let next = if s.done() {
+            Some(Ok(None))
+        } else {
+            tokio::select! {
+                biased;
+                r = s.read_body_within(up.cfg.idle_timeout, deadline) => timed(r),
+                _ = client.closed() => {
+                    ctx.client_gone = true;
+                    return Ok(Done::Cut);
+                }
+            }
+        };
+        match next {
+            Some(Ok(Some(b))) => {
+                if s.done() {
+                    return last_piece(client, &mut ctx.usage, up, s, &mut usage, &b).await;
+                }
+                usage.push(&b);
+                client.write_body(&b, false).await?;
+            }
+            Some(Ok(None)) => {
+                return last_piece(client, &mut ctx.usage, up, s, &mut usage, &[]).await
+            }
+            Some(Err(e)) => {
+                break format!("upstream connection broke mid-response ({})", e.as_str())
+            }
+            None if Instant::now() >= deadline => {
+                break "total_timeout reached mid-response".to_string()
+            }
+            None => break "upstream idle timeout mid-response".to_string(),
+        }
+    };
+    log::warn!("{} {}: {reason}", ctx.request_id, up.name());
+    record_failure(&ctx.runtime, up, None);
+    ctx.metrics.cut.with_label_values(&[up.name()]).inc();
+    ctx.cut = Some(reason.clone());
+    if !sse {
+        // A cut plain body must look cut: drop the connection, never end it cleanly.
+        return Ok(Done::Cut);
+    }
+    let event = error_body(
+        &format!("upstream {}: {reason}", up.name()),
+        "upstream_error",
+        "stream_interrupted",
+    );
+    let mut frame = Vec::with_capacity(event.len() + 8);
+    frame.extend_from_slice(b"data: ");
+    frame.extend_from_slice(&event);
+    frame.extend_from_slice(b"\n\n");
+    client.write_body(&frame, true).await?;
+    Ok(Done::Answered)
+}
+
+/// End a complete answer with its last piece (possibly empty). The upstream
+/// connection goes back to the pool before the client can see the end of its
+/// answer: the client's next request must find it there.
+pub(super) async fn last_piece(
+    client: &mut Client,
+    found: &mut Option<Usage>,
+    up: &Upstream,
+    s: Conn,
+    usage: &mut UsageTail,
+    last: &[u8],
+) -> io::Result<Done> {
+    *found = usage.finish(last);
+    up.keep(s);
+    client.write_body(last, true).await?;
+    Ok(Done::Answered)
+}
+
+/// Counts one SSE stream in flight while alive.
+pub(super) struct StreamGauge<'a>(&'a prometheus::IntGauge);
+
+impl<'a> StreamGauge<'a> {
+    fn new(g: &'a prometheus::IntGauge) -> Self {
+        g.inc();
+        StreamGauge(g)
+    }
+}
+
+impl Drop for StreamGauge<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

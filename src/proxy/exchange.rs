@@ -1,0 +1,327 @@
+//! One attempt's exchange with one upstream: the request as it goes to
+//! every upstream (prepared once), connect, send (with the target's model
+//! and parameter overrides spliced in), and the wait for the first body
+//! bytes (for SSE: the first complete `data:` event) that makes an answer
+//! ready to commit.
+
+use super::as_stream::{answer_as_sse, MAX_ANSWER};
+use super::ctx::RequestCtx;
+use super::forward::ClientHeaders;
+use super::outcome::{body_failure, retry_after, FailKind, Failure};
+use super::rewrite::{ParsedBody, CONCAT_LIMIT};
+use super::sse::FirstEvent;
+use super::usage::Usage;
+use crate::downstream::Request;
+use crate::params::wants_usage;
+use crate::routing::Target;
+use crate::upstream::h1::{put_header, Conn, H1Error, Head};
+use crate::upstream::io::ConnectError;
+use crate::upstream::Upstream;
+use bytes::{Bytes, BytesMut};
+use pingora::prelude::fast_timeout::fast_timeout;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+/// An upstream answer ready to commit: headers read, first bytes buffered.
+pub(super) struct Ready {
+    pub(super) up: Conn,
+    pub(super) header: Head,
+    pub(super) chunks: Vec<Bytes>,
+    pub(super) sse: bool,
+    /// A plain answer turned into a stream (`whole_as_stream`), with the
+    /// usage it reported: the stream itself may not carry it.
+    pub(super) converted: Option<Option<Usage>>,
+}
+
+/// The request as it goes to every upstream, prepared once.
+pub(super) struct Outgoing<'a> {
+    /// Path after `/v1`, with the query string (e.g. `/chat/completions?x=1`).
+    pub(super) rest: String,
+    /// Forwarded client headers and our `x-request-id`: serialized once,
+    /// filtered per upstream only where its config asks for it.
+    pub(super) headers: ClientHeaders<'a>,
+    pub(super) body: &'a ParsedBody,
+}
+
+pub(super) fn outgoing<'a>(
+    req: &'a Request,
+    ctx: &RequestCtx,
+    body: &'a ParsedBody,
+) -> Outgoing<'a> {
+    let path = req.path();
+    let mut rest = path.strip_prefix("/v1").unwrap_or(path).to_string();
+    if let Some(q) = req.query() {
+        rest.push('?');
+        rest.push_str(q);
+    }
+    Outgoing {
+        rest,
+        headers: ClientHeaders::new(req, &ctx.request_id),
+        body,
+    }
+}
+
+pub(super) fn budget(t: Duration, deadline: Instant) -> Duration {
+    t.min(deadline.saturating_duration_since(Instant::now()))
+}
+
+/// A body read with its timeout as `None`, like [`within`].
+pub(super) fn timed(r: Result<Option<Bytes>, H1Error>) -> Option<Result<Option<Bytes>, H1Error>> {
+    match r {
+        Err(H1Error::Timeout) => None,
+        r => Some(r),
+    }
+}
+
+/// `f`, or `None` after `t` (capped by the deadline).
+///
+/// Pingora's timer wheel (10 ms resolution, one clock thread) rather than tokio's:
+/// a tokio timer that becomes the earliest one wakes the runtime's driver through
+/// its eventfd, two extra syscalls per request on the hot path.
+pub(super) async fn within<T>(
+    t: Duration,
+    deadline: Instant,
+    f: impl Future<Output = T>,
+) -> Option<T> {
+    fast_timeout(budget(t, deadline), f).await.ok()
+}
+
+pub(super) async fn try_target(
+    up: &Upstream,
+    target: &Target,
+    out: &Outgoing<'_>,
+    deadline: Instant,
+) -> Result<Ready, Failure> {
+    let cfg = &up.cfg;
+    let (mut s, header) = {
+        // A pooled connection the upstream closed meanwhile fails on first
+        // use, before any answer: not the upstream's fault, so the request goes
+        // once more, on a new connection. Anything else fails the attempt: an
+        // upstream that answered (even with garbage) is never sent it twice.
+        let mut fresh = false;
+        loop {
+            let pooled = if fresh { None } else { up.pooled() };
+            let (conn, reused) = match pooled {
+                Some(c) => (c, true),
+                None => (connect(up, deadline).await?, false),
+            };
+            match send(conn, up, target, out, deadline).await {
+                Ok(x) => break x,
+                Err(f) if reused && f.kind == FailKind::Unanswered => fresh = true,
+                Err(f) => return Err(f),
+            }
+        }
+    };
+    let status = header.status;
+    if up.retries_on(status) {
+        return Err(Failure::new(
+            FailKind::Status(status, retry_after(&header)),
+            format!("status {status}"),
+        ));
+    }
+    if !(200..300).contains(&status) {
+        // The client's problem (400, 404, 422, ...): passed through as sent.
+        return Ok(Ready {
+            up: s,
+            header,
+            chunks: Vec::new(),
+            sse: false,
+            converted: None,
+        });
+    }
+    let sse = header
+        .headers
+        .get("content-type")
+        .is_some_and(|v| v.starts_with(b"text/event-stream"));
+    let wait = if sse {
+        cfg.first_token_timeout
+    } else {
+        cfg.response_timeout
+    };
+    if !sse && out.body.stream && target.params.as_ref().is_some_and(|p| p.no_stream) {
+        return whole_as_stream(s, header, out.body, cfg.response_timeout, deadline).await;
+    }
+    let mut scan = FirstEvent::default();
+    let mut chunks = Vec::new();
+    loop {
+        match timed(s.read_body_within(wait, deadline).await) {
+            None if sse => return Err(Failure::new(FailKind::Timeout, "first token timeout")),
+            None => return Err(Failure::new(FailKind::Timeout, "response timeout")),
+            Some(Err(e)) => {
+                return Err(Failure::new(
+                    body_failure(e),
+                    format!("connection broke before first data ({})", e.as_str()),
+                ))
+            }
+            Some(Ok(None)) if sse => {
+                return Err(Failure::new(
+                    FailKind::Broken,
+                    "stream ended before its first event",
+                ))
+            }
+            Some(Ok(None)) => {
+                return Ok(Ready {
+                    up: s,
+                    header,
+                    chunks,
+                    sse,
+                    converted: None,
+                })
+            }
+            Some(Ok(Some(b))) => {
+                let done = !sse || scan.feed(&b);
+                if !b.is_empty() {
+                    chunks.push(b);
+                }
+                if done && !chunks.is_empty() {
+                    return Ok(Ready {
+                        up: s,
+                        header,
+                        chunks,
+                        sse,
+                        converted: None,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// A plain answer from an upstream that cannot stream, read whole and
+/// told as the stream the client asked for; nothing is committed before it
+/// is complete, so any failure still moves on to the next target.
+async fn whole_as_stream(
+    mut s: Conn,
+    header: Head,
+    body: &ParsedBody,
+    wait: Duration,
+    deadline: Instant,
+) -> Result<Ready, Failure> {
+    let mut answer = BytesMut::new();
+    loop {
+        match timed(s.read_body_within(wait, deadline).await) {
+            None => return Err(Failure::new(FailKind::Timeout, "response timeout")),
+            Some(Err(e)) => {
+                return Err(Failure::new(
+                    body_failure(e),
+                    format!("connection broke before the answer ended ({})", e.as_str()),
+                ))
+            }
+            Some(Ok(Some(b))) if answer.len() + b.len() > MAX_ANSWER => {
+                return Err(Failure::new(
+                    FailKind::Malformed,
+                    "answer too large to turn into a stream",
+                ))
+            }
+            Some(Ok(Some(b))) => answer.extend_from_slice(&b),
+            Some(Ok(None)) => break,
+        }
+    }
+    let usage = super::usage::scan(&answer);
+    let sse = answer_as_sse(&answer, wants_usage(&body.body))
+        .map_err(|e| Failure::new(FailKind::Malformed, format!("cannot stream it: {e}")))?;
+    Ok(Ready {
+        up: s,
+        header,
+        chunks: vec![Bytes::from(sse)],
+        sse: true,
+        converted: Some(usage),
+    })
+}
+
+/// A new connection within `connect_timeout`.
+async fn connect(up: &Upstream, deadline: Instant) -> Result<Conn, Failure> {
+    match within(up.cfg.connect_timeout, deadline, up.open()).await {
+        None | Some(Err(ConnectError::Timeout)) => {
+            Err(Failure::new(FailKind::Timeout, "connect timeout"))
+        }
+        Some(Err(ConnectError::Failed(kind))) => Err(Failure::new(
+            FailKind::Connect,
+            format!("connect error ({kind})"),
+        )),
+        Some(Ok(c)) => Ok(c),
+    }
+}
+
+/// Send the request and read the response header.
+///
+/// The request head and, for bodies up to 16 KiB, the body go out in one write:
+/// on loopback or a LAN every extra segment costs both ends a full trip through
+/// the TCP stack.
+async fn send(
+    mut conn: Conn,
+    up: &Upstream,
+    target: &Target,
+    out: &Outgoing<'_>,
+    deadline: Instant,
+) -> Result<(Conn, Head), Failure> {
+    let cfg = &up.cfg;
+    let edited;
+    let params = target.params.as_deref();
+    let body = match params.and_then(|p| out.body.with_params(&target.model_json, p)) {
+        Some(b) => {
+            edited = b;
+            [&edited[..], &[], &[]]
+        }
+        None => out.body.spliced(&target.model_json),
+    };
+    let len: usize = body.iter().map(|p| p.len()).sum();
+    // Small bodies are copied behind the head (one write); larger ones are
+    // written from the client's buffer, in three pieces.
+    let inline = len <= CONCAT_LIMIT;
+    let mut head = BytesMut::with_capacity(256 + out.headers.len() + if inline { len } else { 0 });
+    head.extend_from_slice(b"POST ");
+    head.extend_from_slice(cfg.base_path.as_bytes());
+    head.extend_from_slice(out.rest.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\n");
+    put_header(&mut head, b"host", up.authority.as_bytes());
+    if let Some(a) = &up.auth {
+        put_header(&mut head, b"authorization", a.as_bytes());
+    }
+    for (k, v) in &cfg.headers {
+        put_header(&mut head, k.as_str().as_bytes(), v.as_bytes());
+    }
+    let mut itoa = itoa::Buffer::new();
+    put_header(&mut head, b"content-length", itoa.format(len).as_bytes());
+    out.headers.write_for(&mut head, &up.sets, &up.allows);
+    head.extend_from_slice(b"\r\n");
+    let rest: &[&[u8]] = if inline {
+        for p in body {
+            head.extend_from_slice(p);
+        }
+        &[]
+    } else {
+        &body
+    };
+
+    // One timer for the whole exchange (the send rarely waits), the one the
+    // connection keeps: armed anew only when it fires before this deadline.
+    let until = (Instant::now() + cfg.response_timeout).min(deadline);
+    let mut timer = std::mem::take(&mut conn.timer);
+    let exchange = async {
+        conn.send(&head, rest).await.map_err(|e| {
+            // Nothing of an answer can have come: the request did not get through.
+            Failure::new(
+                FailKind::Unanswered,
+                format!("connection broke sending request ({})", e.kind()),
+            )
+        })?;
+        conn.read_head().await.map_err(|e| {
+            let kind = match body_failure(e) {
+                FailKind::Broken if !conn.answered() => FailKind::Unanswered,
+                k => k,
+            };
+            Failure::new(
+                kind,
+                format!("connection closed before response ({})", e.as_str()),
+            )
+        })
+    };
+    let result = timer.within(until, exchange).await;
+    conn.timer = timer;
+    match result {
+        None => Err(Failure::new(FailKind::Timeout, "response timeout")),
+        Some(Err(f)) => Err(f),
+        Some(Ok(h)) => Ok((conn, h)),
+    }
+}
