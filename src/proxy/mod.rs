@@ -4,7 +4,7 @@
 //! ```text
 //! Client::read_request -> head, framing, header deadline    (downstream/client.rs)
 //! handler::handle      -> endpoint, auth, body, model, admission
-//! attempt::run         -> attempt loop + commit, always answers
+//! attempt::run         -> attempt loop (exchange, outcome) + commit, always answers
 //! log                  -> metrics, one access-log line
 //! ```
 //! Pingora runs the process, signals and graceful restart (our listener
