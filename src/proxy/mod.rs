@@ -14,6 +14,7 @@
 //! per-request server path cost more than the rest of the gateway together
 //! (docs/performance.md).
 
+mod access_line;
 mod as_stream;
 mod attempt;
 mod commit;
@@ -161,98 +162,7 @@ impl Gateway {
         );
         if self.access_log.enabled() {
             self.access_log
-                .write(access_line(req, ctx, status, elapsed));
+                .write(access_line::line(req, ctx, status, elapsed));
         }
-    }
-}
-
-/// One JSON access-log line. Names only: never a key, never a query string.
-///
-/// Serialized straight from borrowed fields (serde's derive into one
-/// `String`): no `serde_json::Value` tree, no string per attempt.
-fn access_line(
-    req: Option<&Request>,
-    ctx: &RequestCtx,
-    status: u16,
-    elapsed: std::time::Duration,
-) -> String {
-    let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
-    let name = |i: usize| ctx.runtime.upstreams.get(i).map(|u| u.name());
-    let line = AccessLine {
-        time: Shown(humantime::format_rfc3339_millis(
-            std::time::SystemTime::now(),
-        )),
-        request_id: &ctx.request_id,
-        key: ctx.key_name.as_deref(),
-        method: req.map_or("-", |r| r.method.as_str()),
-        path: req.map_or("-", |r| r.path()),
-        model: ctx.model_name(),
-        upstream: ctx.served_by.and_then(name),
-        attempts: Attempts(ctx),
-        status,
-        bytes: ctx.bytes_sent,
-        duration_ms: ms(elapsed),
-        ttfb_ms: ctx.ttfb.map(ms),
-        prompt_tokens: ctx.usage.map(|u| u.0),
-        completion_tokens: ctx.usage.map(|u| u.1),
-        client_gone: ctx.client_gone,
-        cut: ctx.cut.as_deref(),
-    };
-    // Serializing borrowed strs and numbers into a String cannot fail.
-    serde_json::to_string(&line).unwrap_or_default()
-}
-
-#[derive(serde::Serialize)]
-struct AccessLine<'a> {
-    time: Shown<humantime::Rfc3339Timestamp>,
-    request_id: &'a str,
-    key: Option<&'a str>,
-    method: &'a str,
-    path: &'a str,
-    model: Option<&'a str>,
-    upstream: Option<&'a str>,
-    attempts: Attempts<'a>,
-    status: u16,
-    bytes: usize,
-    duration_ms: f64,
-    ttfb_ms: Option<f64>,
-    prompt_tokens: Option<u64>,
-    completion_tokens: Option<u64>,
-    client_gone: bool,
-    cut: Option<&'a str>,
-}
-
-/// A `Display` value written as a JSON string, without a `String` between.
-struct Shown<T>(T);
-
-impl<T: std::fmt::Display> serde::Serialize for Shown<T> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
-    }
-}
-
-/// `["upstream:outcome", ...]`, each element written in place.
-struct Attempts<'a>(&'a RequestCtx);
-
-impl serde::Serialize for Attempts<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let ctx = self.0;
-        s.collect_seq(ctx.attempts.iter().map(|a| {
-            let up = ctx
-                .runtime
-                .upstreams
-                .get(a.upstream)
-                .map_or("?", |u| u.name());
-            Shown(Attempt(up, &a.outcome))
-        }))
-    }
-}
-
-/// `upstream:outcome`.
-struct Attempt<'a>(&'a str, &'a ctx::Outcome);
-
-impl std::fmt::Display for Attempt<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.0, self.1)
     }
 }
