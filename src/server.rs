@@ -89,6 +89,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
     let conf = server_conf(&cfg, flags);
     let connector_opts = ConnectorOptions::from_server_conf(&conf);
     let listen = cfg.listen.clone();
+    let pid_file = cfg.server.pid_file.clone();
     let admin = cfg.admin.clone();
     let reopen = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (access, writer) = access_log::new(cfg.access_log.clone(), reopen.clone());
@@ -140,6 +141,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
         Notifier {
             listen: listen.clone(),
             upgraded: flags.upgrade,
+            pid_file,
         },
     ));
     log::info!("llmgate listening on {}", listen.join(", "));

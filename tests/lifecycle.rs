@@ -91,13 +91,23 @@ async fn graceful_upgrade_under_load_drops_nothing() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let old_pid = gw.pid();
+    let pid_file = gw.dir().join("llmgate.pid");
+    assert_eq!(pid_once_written(&pid_file).await, old_pid);
     let mut old = gw.spawn_upgrade();
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // The new process waits for the listeners: the file still names the old one,
+    // so `kill -QUIT "$(cat pid_file)"` (docs/operations.md) reaches it.
+    assert_eq!(pid_once_written(&pid_file).await, old_pid);
     let _ = std::process::Command::new("kill")
         .arg("-QUIT")
         .arg(old_pid.to_string())
         .status();
     tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        pid_once_written(&pid_file).await,
+        gw.pid(),
+        "new process wrote its pid"
+    );
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         c.await.unwrap();
@@ -128,6 +138,25 @@ async fn graceful_upgrade_under_load_drops_nothing() {
     }
     assert!(exited, "old process exited after its grace period");
     assert_eq!(gw.chat("chat").await.status, 200, "new process serves");
+    assert_eq!(
+        pid_once_written(&pid_file).await,
+        gw.pid(),
+        "the old process left the new one's pid file in place"
+    );
+}
+
+/// The pid in `path`, waiting (bounded) for it to be written.
+async fn pid_once_written(path: &std::path::Path) -> u32 {
+    for _ in 0..100 {
+        if let Some(pid) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no pid in {}", path.display());
 }
 
 /// Closed-loop keep-alive clients (each sends its next request the moment

@@ -3,6 +3,12 @@
 //! the new process also announces itself as the service's main PID, so systemd
 //! follows the hand-over. Without `NOTIFY_SOCKET` (not under systemd) all of this
 //! is a no-op.
+//!
+//! `server.pid_file` is written at the same moment, by every process (Pingora
+//! writes it only when it daemonizes, and llmgate runs in the foreground): so
+//! during an upgrade it names the old process until the new one has the
+//! listeners, and `kill -QUIT "$(cat pid_file)"` reaches the right one. It is
+//! removed at exit only if it still names this process.
 
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
@@ -14,27 +20,44 @@ use std::time::Duration;
 pub struct Notifier {
     pub listen: Vec<String>,
     pub upgraded: bool,
+    pub pid_file: Option<String>,
 }
 
 #[async_trait]
 impl BackgroundService for Notifier {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        let systemd = std::env::var_os("NOTIFY_SOCKET").is_some();
+        if !systemd && self.pid_file.is_none() {
             return;
         }
         for addr in &self.listen {
             wait_listening(addr).await;
         }
         let pid = std::process::id();
-        let mut states = vec![NotifyState::Ready, NotifyState::Status("serving")];
-        if self.upgraded {
-            states.push(NotifyState::MainPid(pid));
+        if let Some(path) = &self.pid_file {
+            if let Err(e) = write_pid(path, pid) {
+                log::error!("cannot write pid file {path}: {e}");
+            }
         }
-        if let Err(e) = sd_notify::notify(&states) {
-            log::warn!("systemd notify failed: {e}");
+        if systemd {
+            let mut states = vec![NotifyState::Ready, NotifyState::Status("serving")];
+            if self.upgraded {
+                states.push(NotifyState::MainPid(pid));
+            }
+            if let Err(e) = sd_notify::notify(&states) {
+                log::warn!("systemd notify failed: {e}");
+            }
         }
         let _ = shutdown.changed().await;
-        let _ = sd_notify::notify(&[NotifyState::Stopping]);
+        if systemd {
+            let _ = sd_notify::notify(&[NotifyState::Stopping]);
+        }
+        if let Some(path) = &self.pid_file {
+            let ours = std::fs::read_to_string(path).is_ok_and(|s| s.trim() == pid.to_string());
+            if ours {
+                let _ = std::fs::remove_file(path);
+            }
+        }
     }
 }
 
@@ -57,4 +80,11 @@ async fn wait_listening(addr: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     log::warn!("listener {addr} not accepting after 30 s; telling systemd we are ready anyway");
+}
+
+/// Replace `path` atomically: a reader never sees it empty or half written.
+fn write_pid(path: &str, pid: u32) -> std::io::Result<()> {
+    let tmp = format!("{path}.{pid}.tmp");
+    std::fs::write(&tmp, format!("{pid}\n"))?;
+    std::fs::rename(&tmp, path)
 }
