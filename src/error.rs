@@ -15,8 +15,10 @@ pub enum GatewayError {
     UnknownModel(String),
     BodyTooLarge(usize),
     HeadersTooLarge(usize),
+    /// A key's `rpm` (`tokens: false`) or `tpm` refused the request.
     RateLimited {
         retry_after: Duration,
+        tokens: bool,
     },
     /// Every attempt failed; `attempts` is the `upstream: reason` list.
     Upstream {
@@ -79,7 +81,12 @@ impl GatewayError {
             Self::HeadersTooLarge(max) => {
                 format!("request headers exceed the limit of {max} bytes")
             }
-            Self::RateLimited { .. } => "rate limit exceeded for this API key".into(),
+            Self::RateLimited { tokens: false, .. } => {
+                "rate limit exceeded for this API key: requests per minute (rpm)".into()
+            }
+            Self::RateLimited { tokens: true, .. } => {
+                "rate limit exceeded for this API key: tokens per minute (tpm)".into()
+            }
             Self::Upstream {
                 attempts, status, ..
             } => {
@@ -96,7 +103,7 @@ impl GatewayError {
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::RateLimited { retry_after } => Some(*retry_after),
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
             Self::Upstream { retry_after, .. } => *retry_after,
             _ => None,
         }

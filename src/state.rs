@@ -3,7 +3,7 @@
 
 use crate::admin::metrics::ModelSeries;
 use crate::config::Config;
-use crate::limits::RateLimiter;
+use crate::limits::KeyLimits;
 use crate::routing::ModelRoute;
 use crate::upstream::circuit::{now_ms, BreakerPolicy};
 use crate::upstream::Upstream;
@@ -19,7 +19,8 @@ pub struct ClientKey {
     pub name: Arc<str>,
     /// `None`: every logical model.
     pub models: Option<HashSet<String>>,
-    pub rate: Option<RateLimiter>,
+    /// `rpm`/`tpm`; `None`: unlimited.
+    pub limits: Option<KeyLimits>,
     /// Requests authenticated with this key since the config was loaded.
     pub requests: std::sync::atomic::AtomicU64,
 }
@@ -97,18 +98,19 @@ impl Runtime {
         let keys = config.auth.as_ref().map(|keys| {
             keys.iter()
                 .map(|k| {
+                    // A reload keeps a key's count and limit state (by name),
+                    // like upstreams' health.
+                    let old = previous
+                        .and_then(|p| p.keys.as_ref())
+                        .and_then(|old| old.values().find(|o| *o.name == *k.name));
                     let info = ClientKey {
                         name: Arc::from(k.name.as_str()),
                         models: k.models.as_ref().map(|m| m.iter().cloned().collect()),
-                        rate: k.rpm.map(RateLimiter::per_minute),
-                        // A reload keeps a key's count (by name), like upstreams' health.
+                        limits: KeyLimits::new(k.rpm, k.tpm, old.and_then(|o| o.limits.as_ref())),
                         requests: std::sync::atomic::AtomicU64::new(
-                            previous
-                                .and_then(|p| p.keys.as_ref())
-                                .and_then(|old| old.values().find(|o| *o.name == *k.name))
-                                .map_or(0, |o| {
-                                    o.requests.load(std::sync::atomic::Ordering::Relaxed)
-                                }),
+                            old.map_or(0, |o| {
+                                o.requests.load(std::sync::atomic::Ordering::Relaxed)
+                            }),
                         ),
                     };
                     (k.key.expose().to_string(), info)

@@ -5,6 +5,7 @@
 //! readings of cumulative counters, so the server keeps no windows.
 
 use super::reload::Reloader;
+use crate::limits::{Cell, KeyMeter};
 use crate::state::Runtime;
 use crate::upstream::circuit::now_ms;
 use crate::upstream::health::LATENCY_BOUNDS_MS;
@@ -40,15 +41,23 @@ pub fn snapshot(rt: &Runtime, reloader: &Reloader) -> Value {
         .iter()
         .flat_map(|k| k.values())
         .map(|k| {
-            let (rpm, left) = k.rate.as_ref().map_or((None, None), |r| {
-                let (limit, left) = r.left();
-                (Some(limit), Some(left))
-            });
+            let now = crate::limits::now_us();
+            let limit = |rate: Option<crate::limits::Rate>, cell: fn(&KeyMeter) -> &Cell| {
+                let l = k.limits.as_ref();
+                match (rate, l) {
+                    (Some(r), Some(l)) => (json!(r.per_minute), json!(cell(&l.meter).left(r, now))),
+                    _ => (Value::Null, Value::Null),
+                }
+            };
+            let (rpm, rpm_left) = limit(k.limits.as_ref().and_then(|l| l.rpm), |m| &m.requests);
+            let (tpm, tpm_left) = limit(k.limits.as_ref().and_then(|l| l.tpm), |m| &m.tokens);
             json!({
                 "name": &*k.name,
                 "requests": k.requests.load(Ordering::Relaxed),
                 "rpm": rpm,
-                "rpm_left": rpm_left_or(left),
+                "rpm_left": rpm_left,
+                "tpm": tpm,
+                "tpm_left": tpm_left,
             })
         })
         .collect();
@@ -62,8 +71,4 @@ pub fn snapshot(rt: &Runtime, reloader: &Reloader) -> Value {
         "keys": keys,
         "reloads": reloader.history(),
     })
-}
-
-fn rpm_left_or(left: Option<u64>) -> Value {
-    left.map_or(Value::Null, Value::from)
 }

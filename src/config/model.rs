@@ -43,6 +43,8 @@ pub struct ClientKeyConfig {
     pub models: Option<Vec<String>>,
     /// Requests per minute; `None`: unlimited.
     pub rpm: Option<u64>,
+    /// Tokens (prompt + completion) per minute; `None`: unlimited.
+    pub tpm: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

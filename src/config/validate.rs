@@ -394,14 +394,16 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
             if rpm == Some(0) {
                 issues.add(format!("{kp}.rate_limit.rpm"), "must be at least 1");
             }
-            if k.rate_limit.as_ref().is_some_and(|r| r.tpm.is_some()) {
-                unenforced.push(format!("{kp}.rate_limit.tpm"));
+            let tpm = k.rate_limit.as_ref().and_then(|r| r.tpm);
+            if tpm == Some(0) {
+                issues.add(format!("{kp}.rate_limit.tpm"), "must be at least 1");
             }
             out.push(ClientKeyConfig {
                 name: k.name,
                 key: Secret::new(k.key),
                 models: k.models,
                 rpm,
+                tpm,
             });
         }
         if out.is_empty() {

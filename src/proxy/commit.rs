@@ -43,6 +43,10 @@ pub(super) async fn commit(
             .get("content-length")
             .and_then(crate::framing::parse_length)
     };
+    let fin = Finish {
+        ok: (200..300).contains(&resp.status),
+        usage: converted,
+    };
     client.start(resp.status);
     let named = ConnectionNames::of(&resp.headers);
     for (k, v) in resp.headers.iter() {
@@ -58,7 +62,8 @@ pub(super) async fn commit(
     client.end_head(length);
     drop(resp);
     ctx.ttfb = Some(ctx.started.elapsed());
-    let _stream = sse.then(|| StreamGauge::new(&ctx.metrics.streams));
+    let metrics = sse.then(|| ctx.metrics.clone());
+    let _stream = metrics.as_ref().map(|m| StreamGauge::new(&m.streams));
     let mut usage = UsageTail::default();
     // What was read before commit leaves with the head, in one write.
     let first = match chunks.len() {
@@ -69,10 +74,7 @@ pub(super) async fn commit(
     if let Some(c) = first {
         if s.done() {
             // The whole answer was read before commit (the common plain case).
-            let done = last_piece(client, &mut ctx.usage, up, s, &mut usage, &c).await;
-            if let Some(u) = converted {
-                ctx.usage = u;
-            }
+            let done = last_piece(client, ctx, up, s, &mut usage, &c, fin).await;
             return done;
         }
         usage.push(&c);
@@ -96,14 +98,12 @@ pub(super) async fn commit(
         match next {
             Some(Ok(Some(b))) => {
                 if s.done() {
-                    return last_piece(client, &mut ctx.usage, up, s, &mut usage, &b).await;
+                    return last_piece(client, ctx, up, s, &mut usage, &b, fin).await;
                 }
                 usage.push(&b);
                 client.write_body(&b, false).await?;
             }
-            Some(Ok(None)) => {
-                return last_piece(client, &mut ctx.usage, up, s, &mut usage, &[]).await
-            }
+            Some(Ok(None)) => return last_piece(client, ctx, up, s, &mut usage, &[], fin).await,
             Some(Err(e)) => {
                 break format!("upstream connection broke mid-response ({})", e.as_str())
             }
@@ -134,18 +134,33 @@ pub(super) async fn commit(
     Ok(Done::Answered)
 }
 
+/// How a complete answer ends: a success or not, and its usage when known
+/// before the body was read (a plain answer told as a stream).
+#[derive(Clone, Copy)]
+pub(super) struct Finish {
+    ok: bool,
+    usage: Option<Option<Usage>>,
+}
+
 /// End a complete answer with its last piece (possibly empty). The upstream
 /// connection goes back to the pool before the client can see the end of its
 /// answer: the client's next request must find it there.
 pub(super) async fn last_piece(
     client: &mut Client,
-    found: &mut Option<Usage>,
+    ctx: &mut RequestCtx,
     up: &Upstream,
     s: Conn,
     usage: &mut UsageTail,
     last: &[u8],
+    fin: Finish,
 ) -> io::Result<Done> {
-    *found = usage.finish(last);
+    ctx.usage = match fin.usage {
+        Some(known) => known,
+        None => usage.finish(last),
+    };
+    // Before the client sees its end, like the pooled connection: its next
+    // request meets the settled limit.
+    ctx.settle_tokens(fin.ok);
     up.keep(s);
     client.write_body(last, true).await?;
     Ok(Done::Answered)

@@ -57,6 +57,8 @@ pub struct RequestCtx {
     pub ttfb: Option<Duration>,
     pub bytes_sent: usize,
     pub usage: Option<Usage>,
+    /// Tokens reserved against the key's `tpm`, settled when the request ends.
+    pub reservation: Option<crate::limits::Reservation>,
 }
 
 impl RequestCtx {
@@ -75,6 +77,20 @@ impl RequestCtx {
             ttfb: None,
             bytes_sent: 0,
             usage: None,
+            reservation: None,
+        }
+    }
+
+    /// Settle the `tpm` reservation (once): the reported usage, else the
+    /// estimate for a success (`answered_ok`), else nothing was used.
+    pub fn settle_tokens(&self, answered_ok: bool) {
+        if let Some(r) = &self.reservation {
+            let used = match self.usage {
+                Some((p, c)) => p + c,
+                None if answered_ok => r.tokens,
+                None => 0,
+            };
+            r.settle(used);
         }
     }
 

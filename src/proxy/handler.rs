@@ -9,6 +9,7 @@ use super::rewrite::{ParsedBody, CONCAT_LIMIT};
 use crate::config::LimitsConfig;
 use crate::downstream::{Client, Request};
 use crate::error::GatewayError;
+use crate::limits::Refused;
 use crate::state::{ClientKey, Runtime};
 use bytes::{Bytes, BytesMut};
 use http::Method;
@@ -112,8 +113,28 @@ pub async fn handle(client: &mut Client, req: &Request, ctx: &mut RequestCtx) ->
             )
             .await;
         }
-        if let Some(Err(wait)) = k.rate.as_ref().map(|r| r.admit()) {
-            return fail(client, ctx, GatewayError::RateLimited { retry_after: wait }).await;
+        if let Some(limits) = &k.limits {
+            let tokens = match limits.tpm {
+                Some(_) => crate::limits::estimate(
+                    parsed.body.len(),
+                    crate::params::max_completion(&parsed.body),
+                ),
+                None => 0,
+            };
+            match limits.admit(crate::limits::now_us(), tokens) {
+                Ok(reservation) => ctx.reservation = reservation,
+                Err(refused) => {
+                    let (retry_after, tokens) = match refused {
+                        Refused::Requests(w) => (w, false),
+                        Refused::Tokens(w) => (w, true),
+                    };
+                    let e = GatewayError::RateLimited {
+                        retry_after,
+                        tokens,
+                    };
+                    return fail(client, ctx, e).await;
+                }
+            }
         }
     }
     attempt::run(client, req, ctx, route, parsed).await

@@ -146,6 +146,9 @@ impl Gateway {
             .served_by
             .and_then(|i| rt.upstreams.get(i).map(|u| (i, u.name())));
         let elapsed = ctx.started.elapsed();
+        // Settled already where the answer ended; this covers cut streams and
+        // clients that left.
+        ctx.settle_tokens(upstream.is_some() && (200..300).contains(&status));
         if let (Some((i, _)), Some((p, c))) = (upstream, ctx.usage) {
             rt.upstreams[i].health.add_tokens(p + c);
         }

@@ -41,6 +41,8 @@ pub async fn json(
 }
 
 pub async fn error(client: &mut Client, ctx: &RequestCtx, err: &GatewayError) -> io::Result<()> {
+    // Nothing was answered: any reservation goes back before the client knows.
+    ctx.settle_tokens(false);
     let mut extra = Vec::new();
     if let Some(wait) = err.retry_after() {
         // Round up: "retry after 0" would invite an immediate retry storm.

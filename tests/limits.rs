@@ -1,0 +1,162 @@
+//! Per-key rate limits through sockets: `rpm` and `tpm` exactly at the
+//! boundary with a truthful `Retry-After`, token reservations settled to the
+//! real usage (and given back when nothing was answered), and a reload that
+//! keeps what was used while applying a changed limit.
+
+mod common;
+use common::*;
+
+const LIMITED: &str = "sk-limited-key-2";
+
+fn with_limits(ups: &str, models: &str, rate_limit: &str) -> String {
+    config(ups, models, "").replace(
+        &format!("    - {{name: tester, key: {CLIENT_KEY}}}\n"),
+        &format!(
+            "    - {{name: tester, key: {CLIENT_KEY}}}\n    - {{name: limited, key: {LIMITED}, rate_limit: {rate_limit}}}\n"
+        ),
+    )
+}
+
+fn limited() -> Vec<(&'static str, &'static str)> {
+    vec![("authorization", "Bearer sk-limited-key-2")]
+}
+
+/// A chat body of about 100 bytes (25 estimated prompt tokens) asking for
+/// `max_tokens` completion tokens.
+fn body(max_tokens: u64) -> String {
+    let b = format!(
+        r#"{{"model":"chat","max_tokens":{max_tokens},"messages":[{{"role":"user","content":"hi"}}]}}"#
+    );
+    format!("{b:<100}")
+}
+
+fn retry_after(r: &Response) -> u64 {
+    r.header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("a numeric Retry-After")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rpm_admits_n_and_refuses_the_next_with_the_true_wait() {
+    let m = ok_mock().await;
+    let ups = upstream("main", &m.url(), "");
+    let gw = Gateway::start(&with_limits(
+        &ups,
+        "  chat: [{upstream: main}]\n",
+        "{rpm: 3}",
+    ))
+    .await;
+    for i in 0..3 {
+        let r = gw.post("/v1/chat/completions", &limited(), &body(5)).await;
+        assert_eq!(r.status, 200, "request {i}: {}", r.text());
+    }
+    let r = gw.post("/v1/chat/completions", &limited(), &body(5)).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.error_type(), "rate_limit_error");
+    assert_eq!(r.error_code(), "rate_limit_exceeded");
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("rpm"));
+    // 3 per minute: the next one fits 20 s after the first.
+    let wait = retry_after(&r);
+    assert!((19..=20).contains(&wait), "Retry-After {wait}");
+    // Other keys are not affected.
+    assert_eq!(gw.chat("chat").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tpm_reserves_an_estimate_and_settles_to_the_reported_usage() {
+    // The mock reports 15 tokens per answer; tpm 600 is 100 ms per token.
+    let m = ok_mock().await;
+    let ups = upstream("main", &m.url(), "");
+    let gw = Gateway::start(&with_limits(
+        &ups,
+        "  chat: [{upstream: main}]\n",
+        "{tpm: 600}",
+    ))
+    .await;
+    // 25 + 400 reserved, then settled to 15.
+    let r = gw
+        .post("/v1/chat/completions", &limited(), &body(400))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // 25 + 560 = 585 fits in what is left (585) only because the first settled.
+    let r = gw
+        .post("/v1/chat/completions", &limited(), &body(560))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // 25 + 580 is more than the whole limit: admitted only with the bucket
+    // full, 30 tokens (3 s) from now.
+    let r = gw
+        .post("/v1/chat/completions", &limited(), &body(580))
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("tpm"));
+    let wait = retry_after(&r);
+    assert!((2..=3).contains(&wait), "Retry-After {wait}");
+    // A small request still fits.
+    let r = gw.post("/v1/chat/completions", &limited(), &body(10)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_nobody_answered_gives_its_tokens_back() {
+    let down = mock(Behavior::Status {
+        status: 503,
+        headers: vec![],
+    })
+    .await;
+    let ups = upstream("down", &down.url(), "");
+    let gw = Gateway::start(&with_limits(
+        &ups,
+        "  chat: [{upstream: down}]\n",
+        "{tpm: 1000}",
+    ))
+    .await;
+    // Each reserves 25 + 700: without the give-back the second would be refused.
+    for _ in 0..3 {
+        let r = gw
+            .post("/v1/chat/completions", &limited(), &body(700))
+            .await;
+        assert_eq!(r.status, 502, "{}", r.text());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_keeps_what_was_used_and_applies_the_new_limit() {
+    let m = ok_mock().await;
+    let ups = upstream("main", &m.url(), "");
+    let models = "  chat: [{upstream: main}]\n";
+    let cfg = |rpm: u32| {
+        with_limits(&ups, models, &format!("{{rpm: {rpm}}}"))
+            + "admin: {listen: \"@ADMIN@\", api_key: sk-admin-test-key-9}\n"
+    };
+    let gw = Gateway::start(&cfg(10)).await;
+    for _ in 0..4 {
+        let r = gw.post("/v1/chat/completions", &limited(), &body(5)).await;
+        assert_eq!(r.status, 200);
+    }
+    gw.rewrite_config(&cfg(4));
+    let admin = [("authorization", "Bearer sk-admin-test-key-9")];
+    let r = request(&gw.admin, "POST", "/admin/reload", &admin, b"").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // 4 used of the new limit of 4.
+    let r = gw.post("/v1/chat/completions", &limited(), &body(5)).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    let r = request(&gw.admin, "GET", "/admin/status", &admin, b"").await;
+    let keys = r.json()["keys"].clone();
+    let key = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "limited")
+        .unwrap()
+        .clone();
+    assert_eq!(key["rpm"], 4);
+    assert_eq!(key["rpm_left"], 0);
+    assert_eq!(key["tpm"], serde_json::Value::Null);
+}
