@@ -64,6 +64,7 @@ fn routing(c: &mut Criterion) {
             priority: (i / 4) as u32,
             weight: (i % 4 + 1) as u32,
             params: Vec::new(),
+            quota: None,
         })
         .collect();
     let route = ModelRoute::new("chat", &targets);

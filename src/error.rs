@@ -20,6 +20,11 @@ pub enum GatewayError {
         retry_after: Duration,
         tokens: bool,
     },
+    /// Every target of the model has used up its `quota`; `retry_after`:
+    /// the soonest renewal (`None`: never renewed).
+    QuotaExceeded {
+        retry_after: Option<Duration>,
+    },
     /// Every attempt failed; `attempts` is the `upstream: reason` list.
     Upstream {
         status: u16,
@@ -40,7 +45,7 @@ impl GatewayError {
             Self::UnknownModel(_) => 404,
             Self::BodyTooLarge(_) => 413,
             Self::HeadersTooLarge(_) => 431,
-            Self::RateLimited { .. } => 429,
+            Self::RateLimited { .. } | Self::QuotaExceeded { .. } => 429,
             Self::Upstream { status, .. } => *status,
             Self::Internal(_) => 500,
         }
@@ -61,6 +66,7 @@ impl GatewayError {
                 ("invalid_request_error", "request_header_fields_too_large")
             }
             Self::RateLimited { .. } => ("rate_limit_error", "rate_limit_exceeded"),
+            Self::QuotaExceeded { .. } => ("rate_limit_error", "quota_exceeded"),
             Self::Upstream { status: 504, .. } => ("upstream_error", "upstream_timeout"),
             Self::Upstream { status: 429, .. } => ("rate_limit_error", "upstream_rate_limited"),
             Self::Upstream { .. } => ("upstream_error", "upstream_error"),
@@ -87,6 +93,9 @@ impl GatewayError {
             Self::RateLimited { tokens: true, .. } => {
                 "rate limit exceeded for this API key: tokens per minute (tpm)".into()
             }
+            Self::QuotaExceeded { .. } => {
+                "every target of this model has used up its quota until its next reset".into()
+            }
             Self::Upstream {
                 attempts, status, ..
             } => {
@@ -104,7 +113,9 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::RateLimited { retry_after, .. } => Some(*retry_after),
-            Self::Upstream { retry_after, .. } => *retry_after,
+            Self::Upstream { retry_after, .. } | Self::QuotaExceeded { retry_after } => {
+                *retry_after
+            }
             _ => None,
         }
     }

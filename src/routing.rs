@@ -4,6 +4,7 @@
 
 use crate::admin::metrics::ModelSeries;
 use crate::config::TargetConfig;
+use crate::limits::quota::{self, Quota};
 use crate::params::Params;
 use bytes::Bytes;
 use std::ops::Range;
@@ -20,6 +21,8 @@ pub struct Target {
     pub priority: u32,
     /// Request parameter overrides; `None` for most targets (plain splice).
     pub params: Option<Arc<Params>>,
+    /// Budget of requests and tokens (`quota`); its state outlives reloads.
+    pub quota: Option<Arc<Quota>>,
     /// Identity for session stickiness: a hash of the upstream's name and the
     /// model, so it survives reloads that add or reorder upstreams.
     pub id: u64,
@@ -47,6 +50,10 @@ impl ModelRoute {
                 weight: t.weight.max(1),
                 priority: t.priority,
                 params: Params::new(&t.params).map(Arc::new),
+                quota: t
+                    .quota
+                    .clone()
+                    .map(|q| Arc::new(Quota::new(q, quota::now_s()))),
                 id: key_hash(format!("{}\0{}", t.upstream, t.model).as_bytes()),
             })
             .collect();
@@ -72,6 +79,23 @@ impl ModelRoute {
     pub fn name_targets<'a>(&mut self, upstream_name: impl Fn(usize) -> &'a str) {
         for t in &mut self.targets {
             t.id = key_hash(format!("{}\0{}", upstream_name(t.upstream), t.model).as_bytes());
+        }
+    }
+
+    /// Keep the quota usage of the targets `previous` also had (same
+    /// upstream name and model), after a reload.
+    pub fn carry_quotas(&mut self, previous: &ModelRoute) {
+        let now = quota::now_s();
+        for t in &mut self.targets {
+            let old = previous.targets.iter().find(|o| o.id == t.id);
+            if let (Some(q), Some(old)) = (&t.quota, old.and_then(|o| o.quota.as_ref())) {
+                // Unchanged: the same state (requests in flight count into it).
+                t.quota = Some(if old.cfg == q.cfg {
+                    old.clone()
+                } else {
+                    Arc::new(old.carried(q.cfg.clone(), now))
+                });
+            }
         }
     }
 
@@ -197,6 +221,7 @@ mod tests {
                 priority,
                 weight,
                 params: Vec::new(),
+                quota: None,
             })
             .collect();
         ModelRoute::new("m", &cfg)
@@ -309,6 +334,7 @@ mod tests {
             priority: 1,
             weight: 1,
             params: Vec::new(),
+            quota: None,
         }];
         assert_eq!(
             &ModelRoute::new("m", &cfg).targets[0].model_json[..],

@@ -92,6 +92,9 @@ impl Runtime {
             .map(|(name, targets)| {
                 let mut route = ModelRoute::new(name, targets);
                 route.name_targets(|i| config.upstreams.get(i).map_or("", |u| u.name.as_str()));
+                if let Some(old) = previous.and_then(|p| p.models.get(name)) {
+                    route.carry_quotas(old);
+                }
                 (name.clone(), Arc::new(route))
             })
             .collect();

@@ -160,3 +160,69 @@ async fn a_reload_keeps_what_was_used_and_applies_the_new_limit() {
     assert_eq!(key["rpm_left"], 0);
     assert_eq!(key["tpm"], serde_json::Value::Null);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_used_up_quota_skips_its_target_until_the_reset() {
+    let (a, b) = (ok_mock().await, ok_mock().await);
+    let ups = upstream("a", &a.url(), "") + &upstream("b", &b.url(), "");
+    // `a` renews every 3 seconds (cron with a seconds field); `b` has a quota
+    // of one request that never renews.
+    let models = "  chat:\n    - {upstream: a, priority: 1, quota: {requests: 2, reset: \"*/3 * * * * *\"}}\n    - {upstream: b, priority: 2, quota: {requests: 1}}\n";
+    let cfg =
+        config(&ups, models, "") + "admin: {listen: \"@ADMIN@\", api_key: sk-admin-test-key-9}\n";
+    let gw = Gateway::start(&cfg).await;
+    let admin = [("authorization", "Bearer sk-admin-test-key-9")];
+    // Start just after a renewal, so the next one is ~3 s away.
+    let dry = request(
+        &gw.admin,
+        "POST",
+        "/admin/route",
+        &admin,
+        chat_body("chat", false).as_bytes(),
+    )
+    .await;
+    let next = dry.json()["targets"][0]["quota"]["next_reset"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let next = humantime::parse_rfc3339(&next).unwrap();
+    let wait = next
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::sleep(wait + std::time::Duration::from_millis(50)).await;
+    for _ in 0..2 {
+        let r = gw.chat("chat").await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("x-llmgate-upstream"), Some("a"));
+    }
+    // a is used up: b answers, at the first attempt (a skip is no failure).
+    let r = gw.chat("chat").await;
+    assert_eq!(r.header("x-llmgate-upstream"), Some("b"), "{}", r.text());
+    assert_eq!(r.attempts(), 1);
+    // The dry run shows why a is skipped, and its state.
+    let dry = request(
+        &gw.admin,
+        "POST",
+        "/admin/route",
+        &admin,
+        chat_body("chat", false).as_bytes(),
+    )
+    .await;
+    let v = dry.json();
+    let skipped = v["skipped"].as_array().unwrap();
+    let a_skip = skipped.iter().find(|s| s["upstream"] == "a").unwrap();
+    assert_eq!(a_skip["why"], "quota used up", "{v}");
+    assert_eq!(a_skip["quota"]["requests"]["used"], 2, "{v}");
+    assert!(a_skip["quota"]["next_reset"].is_string(), "{v}");
+    // Both used up: 429 quota_exceeded, Retry-After = a's renewal.
+    let r = gw.chat("chat").await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.error_code(), "quota_exceeded");
+    let wait = retry_after(&r);
+    assert!((1..=3).contains(&wait), "Retry-After {wait}");
+    // After the renewal a serves again.
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    let r = gw.chat("chat").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-llmgate-upstream"), Some("a"));
+}

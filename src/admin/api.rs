@@ -299,8 +299,10 @@ fn route_dry_run(rt: &Runtime, session: &Session, body: Bytes) -> (u16, &'static
     let now = now_ms();
     let mut tried = crate::routing::TriedSet::default();
     let mut order = Vec::new();
+    let now_s = crate::limits::quota::now_s();
+    let used_up = |t: &crate::routing::Target| t.quota.as_ref().and_then(|q| q.used_up(now_s));
     for (i, t) in route.targets.iter().enumerate() {
-        if rt.upstreams[t.upstream].out_of_rotation().is_some() {
+        if rt.upstreams[t.upstream].out_of_rotation().is_some() || used_up(t).is_some() {
             tried.insert(i);
         }
     }
@@ -318,15 +320,19 @@ fn route_dry_run(rt: &Runtime, session: &Session, body: Bytes) -> (u16, &'static
         } else {
             "not usable: tried only because nothing better is left (fail open)"
         };
-        order.push(json!({"upstream": up.name(), "model": t.model, "priority": t.priority, "weight": t.weight, "state": up.state_name(now), "why": why}));
+        order.push(json!({"upstream": up.name(), "model": t.model, "priority": t.priority, "weight": t.weight, "state": up.state_name(now), "why": why, "quota": quota_state(t, now_s)}));
     }
     let skipped: Vec<Value> = route
         .targets
         .iter()
         .filter_map(|t| {
             let up = &rt.upstreams[t.upstream];
-            up.out_of_rotation()
-                .map(|why| json!({"upstream": up.name(), "why": why}))
+            let why = match (up.out_of_rotation(), used_up(t)) {
+                (Some(why), _) => why.to_string(),
+                (None, Some(_)) => "quota used up".to_string(),
+                (None, None) => return None,
+            };
+            Some(json!({"upstream": up.name(), "model": t.model, "why": why, "quota": quota_state(t, now_s)}))
         })
         .collect();
     let max = rt
@@ -338,4 +344,20 @@ fn route_dry_run(rt: &Runtime, session: &Session, body: Bytes) -> (u16, &'static
     ok_json(
         json!({"model": parsed.model, "key_allowed": allowed, "targets": order, "skipped": skipped}),
     )
+}
+
+/// A target's quota: limits, what is used, the next reset (`null`: no quota).
+fn quota_state(t: &crate::routing::Target, now_s: u64) -> Value {
+    let Some(q) = &t.quota else {
+        return Value::Null;
+    };
+    let (requests, tokens, next) = q.state(now_s);
+    let reset_at = next
+        .and_then(|s| chrono::DateTime::<chrono::Utc>::from_timestamp(s as i64, 0))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    json!({
+        "requests": {"limit": q.cfg.requests, "used": requests},
+        "tokens": {"limit": q.cfg.tokens, "used": tokens},
+        "next_reset": reset_at,
+    })
 }

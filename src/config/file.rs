@@ -115,8 +115,6 @@ pub struct TargetFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// Parsed so typos are caught; not enforced by this build (warned at start).
-#[allow(dead_code)]
 pub struct QuotaFile {
     pub requests: Option<u64>,
     pub tokens: Option<u64>,

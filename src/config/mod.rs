@@ -234,6 +234,36 @@ auth:
     }
 
     #[test]
+    fn target_quota() {
+        let with = |quota: &str| {
+            let cfg = GOOD.replace(
+                "model: qwen, priority: 2}",
+                &format!("model: qwen, priority: 2, quota: {quota}}}"),
+            );
+            parse_str(&cfg, env)
+        };
+        let c = with("{requests: 10, tokens: 5000, reset: \"0 0 * * *\"}").unwrap();
+        let q = c.models["chat"][1].quota.as_ref().unwrap();
+        assert_eq!((q.requests, q.tokens), (Some(10), Some(5000)));
+        assert!(q.reset.is_some());
+        assert!(c.unenforced.is_empty(), "{:?}", c.unenforced);
+        for (bad, needle) in [
+            ("{reset: \"0 0 * * *\"}", "models.chat[1].quota: needs"),
+            (
+                "{requests: 0}",
+                "models.chat[1].quota.requests: must be at least 1",
+            ),
+            (
+                "{requests: 1, reset: \"every day\"}",
+                "models.chat[1].quota.reset: `every day`",
+            ),
+        ] {
+            let errs = with(bad).unwrap_err().join("\n");
+            assert!(errs.contains(needle), "{bad}: {errs}");
+        }
+    }
+
+    #[test]
     fn byte_sizes() {
         assert_eq!(parse_byte_size("32MiB"), Some(32 << 20));
         assert_eq!(parse_byte_size("512KB"), Some(512_000));

@@ -90,6 +90,25 @@ pub struct TargetConfig {
     pub weight: u32,
     /// Request parameter overrides, applied as splices (`crate::params`).
     pub params: Vec<(String, ParamRule)>,
+    pub quota: Option<QuotaConfig>,
+}
+
+/// A quota as configured.
+#[derive(Debug, Clone)]
+pub struct QuotaConfig {
+    pub requests: Option<u64>,
+    pub tokens: Option<u64>,
+    /// `None`: never renewed (a budget for as long as the state lives).
+    pub reset: Option<croner::Cron>,
+}
+
+impl PartialEq for QuotaConfig {
+    fn eq(&self, o: &Self) -> bool {
+        self.requests == o.requests
+            && self.tokens == o.tokens
+            && self.reset.as_ref().map(|c| c.pattern.to_string())
+                == o.reset.as_ref().map(|c| c.pattern.to_string())
+    }
 }
 
 /// What a target does to one top-level request parameter.

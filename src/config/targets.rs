@@ -1,14 +1,13 @@
 //! The `models` section: each logical model's targets, their upstream,
 //! priority, weight and request parameter overrides.
 
-use super::file::TargetFile;
-use super::model::{ParamRule, TargetConfig};
+use super::file::{QuotaFile, TargetFile};
+use super::model::{ParamRule, QuotaConfig, TargetConfig};
 use super::validate::{Issues, MAX_TARGETS_PER_MODEL};
 use std::collections::BTreeMap;
 
 pub(super) fn models(
     issues: &mut Issues,
-    unenforced: &mut Vec<String>,
     file: BTreeMap<String, Vec<TargetFile>>,
     index_of: &BTreeMap<String, usize>,
 ) -> BTreeMap<String, Vec<TargetConfig>> {
@@ -47,9 +46,7 @@ pub(super) fn models(
                     "must be at least 1 (remove the target to disable it)",
                 );
             }
-            if t.quota.is_some() {
-                unenforced.push(format!("{tp}.quota"));
-            }
+            let quota = t.quota.map(|q| quota(issues, &tp, q));
             let model = t.model.unwrap_or_else(|| name.clone());
             if model.is_empty() {
                 issues.add(format!("{tp}.model"), "must not be empty");
@@ -61,11 +58,39 @@ pub(super) fn models(
                 priority: t.priority.unwrap_or(1),
                 weight: weight.max(1),
                 params,
+                quota,
             });
         }
         models.insert(name, out);
     }
     models
+}
+
+/// `quota`: at least one budget; `reset` a cron expression (UTC).
+fn quota(issues: &mut Issues, tp: &str, q: QuotaFile) -> QuotaConfig {
+    if q.requests.is_none() && q.tokens.is_none() {
+        issues.add(format!("{tp}.quota"), "needs `requests`, `tokens` or both");
+    }
+    for (name, v) in [("requests", q.requests), ("tokens", q.tokens)] {
+        if v == Some(0) {
+            issues.add(format!("{tp}.quota.{name}"), "must be at least 1");
+        }
+    }
+    let reset = q.reset.and_then(|text| match text.parse::<croner::Cron>() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            issues.add(
+                format!("{tp}.quota.reset"),
+                format!("`{text}` is not a cron expression ({e})"),
+            );
+            None
+        }
+    });
+    QuotaConfig {
+        requests: q.requests,
+        tokens: q.tokens,
+        reset,
+    }
 }
 
 /// `params`: each key forced to its value, capped (`{max: N}`), or, for

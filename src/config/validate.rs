@@ -356,7 +356,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
         });
     }
 
-    let models = super::targets::models(&mut issues, &mut unenforced, file.models, &index_of);
+    let models = super::targets::models(&mut issues, file.models, &index_of);
 
     // Client keys.
     let auth = file.auth.map(|a| {

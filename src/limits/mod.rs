@@ -12,8 +12,10 @@
 //! them to the new snapshot (rescaled when its limit changed).
 
 pub mod gcra;
+pub mod quota;
 
 pub use gcra::{Cell, Rate};
+pub use quota::Quota;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -16,6 +16,7 @@ use super::respond;
 use super::rewrite::ParsedBody;
 use crate::downstream::{Client, Request};
 use crate::error::GatewayError;
+use crate::limits::quota;
 use crate::routing::{key_hash, ModelRoute, Target, TriedSet};
 use crate::state::Runtime;
 use crate::upstream::circuit::{ms_at, now_ms};
@@ -46,10 +47,19 @@ pub async fn run(
     let session = session_key(&rt, req, ctx);
     let out = outgoing(req, ctx, &body);
     let mut tried = TriedSet::default();
-    // Disabled and drained upstreams get no requests, not even fail-open ones.
+    // Disabled and drained upstreams get no requests, not even fail-open
+    // ones; nor do targets whose quota is used up (which is no failure).
+    // `quota_wait`: the soonest renewal among those, `Some(None)`: never.
+    let mut quota_wait: Option<Option<Duration>> = None;
     for (i, t) in route.targets.iter().enumerate() {
         if rt.upstreams[t.upstream].out_of_rotation().is_some() {
             tried.insert(i);
+        } else if let Some(wait) = t.quota.as_ref().and_then(|q| q.used_up(quota::now_s())) {
+            tried.insert(i);
+            quota_wait = Some(match (quota_wait.flatten(), wait) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            });
         }
     }
     let mut rng = fastrand::Rng::new();
@@ -106,6 +116,9 @@ pub async fn run(
         let breaker = &up.health.breaker;
         breaker.begin(now);
         let _in_flight = up.health.attempt();
+        if let Some(q) = &target.quota {
+            q.count_request();
+        }
         // Not boxed (nor `commit` below): since connecting no longer goes through
         // Pingora's connector, the attempt future is ~1.6 KB and the commit one
         // ~1.3 KB; boxing them cost an allocation and a copy each per request
@@ -139,6 +152,7 @@ pub async fn run(
                     outcome: Outcome::Answered(status),
                 });
                 ctx.served_by = Some(target.upstream);
+                ctx.quota = target.quota.clone();
                 // The request body is no longer needed (no more attempts): an open
                 // stream should not hold it, nor the client buffer it sits in.
                 drop(out);
@@ -187,7 +201,9 @@ pub async fn run(
     }
 
     let attempts = ctx.attempt_summary();
-    let err = if all_429 && !ctx.attempts.is_empty() {
+    let err = if let (Some(retry_after), true) = (quota_wait, ctx.attempts.is_empty()) {
+        GatewayError::QuotaExceeded { retry_after }
+    } else if all_429 && !ctx.attempts.is_empty() {
         GatewayError::Upstream {
             status: 429,
             attempts,

@@ -160,7 +160,7 @@ pub(super) async fn last_piece(
     };
     // Before the client sees its end, like the pooled connection: its next
     // request meets the settled limit.
-    ctx.settle_tokens(fin.ok);
+    ctx.answer_ended(fin.ok);
     up.keep(s);
     client.write_body(last, true).await?;
     Ok(Done::Answered)

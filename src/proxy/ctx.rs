@@ -59,6 +59,8 @@ pub struct RequestCtx {
     pub usage: Option<Usage>,
     /// Tokens reserved against the key's `tpm`, settled when the request ends.
     pub reservation: Option<crate::limits::Reservation>,
+    /// The serving target's quota, which counts the answer's tokens.
+    pub quota: Option<Arc<crate::limits::Quota>>,
 }
 
 impl RequestCtx {
@@ -78,6 +80,7 @@ impl RequestCtx {
             bytes_sent: 0,
             usage: None,
             reservation: None,
+            quota: None,
         }
     }
 
@@ -85,12 +88,25 @@ impl RequestCtx {
     /// estimate for a success (`answered_ok`), else nothing was used.
     pub fn settle_tokens(&self, answered_ok: bool) {
         if let Some(r) = &self.reservation {
-            let used = match self.usage {
-                Some((p, c)) => p + c,
-                None if answered_ok => r.tokens,
-                None => 0,
-            };
-            r.settle(used);
+            r.settle(self.tokens_used(answered_ok, r.tokens));
+        }
+    }
+
+    /// The answer ended: the key's reservation settles and the serving
+    /// target's quota counts its tokens (each once).
+    pub fn answer_ended(&mut self, answered_ok: bool) {
+        self.settle_tokens(answered_ok);
+        if let Some(q) = self.quota.take() {
+            let estimate = self.reservation.as_ref().map_or(0, |r| r.tokens);
+            q.count_tokens(self.tokens_used(answered_ok, estimate));
+        }
+    }
+
+    fn tokens_used(&self, answered_ok: bool, estimate: u64) -> u64 {
+        match self.usage {
+            Some((p, c)) => p + c,
+            None if answered_ok => estimate,
+            None => 0,
         }
     }
 

@@ -90,7 +90,7 @@ impl Gateway {
             }
         };
         ctx.bytes_sent = client.bytes_sent();
-        self.log(client.status(), Some(req), &ctx);
+        self.log(client.status(), Some(req), &mut ctx);
         keep
     }
 
@@ -129,11 +129,15 @@ impl Gateway {
             ctx.client_gone = true;
         }
         ctx.bytes_sent = client.bytes_sent();
-        self.log(client.status(), None, &ctx);
+        self.log(client.status(), None, &mut ctx);
     }
 
     /// Metrics and the access-log line of one request.
-    fn log(&self, status: u16, req: Option<&Request>, ctx: &RequestCtx) {
+    fn log(&self, status: u16, req: Option<&Request>, ctx: &mut RequestCtx) {
+        // Settled already where the answer ended; this covers cut streams and
+        // clients that left.
+        ctx.answer_ended(ctx.served_by.is_some() && (200..300).contains(&status));
+        let ctx = &*ctx;
         let m = &ctx.metrics;
         m.in_flight.dec();
         let rt = &ctx.runtime;
@@ -146,9 +150,6 @@ impl Gateway {
             .served_by
             .and_then(|i| rt.upstreams.get(i).map(|u| (i, u.name())));
         let elapsed = ctx.started.elapsed();
-        // Settled already where the answer ended; this covers cut streams and
-        // clients that left.
-        ctx.settle_tokens(upstream.is_some() && (200..300).contains(&status));
         if let (Some((i, _)), Some((p, c))) = (upstream, ctx.usage) {
             rt.upstreams[i].health.add_tokens(p + c);
         }
