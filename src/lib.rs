@@ -13,6 +13,7 @@ pub mod headers;
 pub mod limits;
 pub mod mock;
 pub mod params;
+pub mod persist;
 pub mod proxy;
 pub mod routing;
 pub mod secret;

@@ -7,6 +7,7 @@ use crate::admin::notify::Notifier;
 use crate::admin::reload::{Reloader, Signals};
 use crate::config::Config;
 use crate::downstream::{AiListener, Guarded};
+use crate::persist::Saver;
 use crate::proxy::Gateway;
 use crate::state::{Runtime, SharedRuntime};
 use crate::upstream::health::HealthChecker;
@@ -90,6 +91,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
     let connector_opts = ConnectorOptions::from_server_conf(&conf);
     let listen = cfg.listen.clone();
     let pid_file = cfg.server.pid_file.clone();
+    let state_path = cfg.state_path.clone();
     let admin = cfg.admin.clone();
     let reopen = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (access, writer) = access_log::new(cfg.access_log.clone(), reopen.clone());
@@ -133,9 +135,20 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
     }
     server.add_service(background_service(
         "health checks",
-        HealthChecker { runtime: shared },
+        HealthChecker {
+            runtime: shared.clone(),
+        },
     ));
     server.add_service(background_service("signals", Signals { reloader, reopen }));
+    if let Some(dir) = state_path {
+        server.add_service(background_service(
+            "state",
+            Saver {
+                dir,
+                runtime: shared.clone(),
+            },
+        ));
+    }
     server.add_service(background_service(
         "systemd notify",
         Notifier {

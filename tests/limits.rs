@@ -226,3 +226,38 @@ async fn a_used_up_quota_skips_its_target_until_the_reset() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("x-llmgate-upstream"), Some("a"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_and_quotas_survive_a_restart_with_local_state() {
+    let m = ok_mock().await;
+    let ups = upstream("main", &m.url(), "");
+    let models = "  chat: [{upstream: main, quota: {requests: 3}}]\n";
+    let cfg = with_limits(&ups, models, "{rpm: 1}")
+        + "state: {backend: local, path: \"@DIR@\"}\n"
+        + "server: {grace_period_seconds: 0, graceful_shutdown_timeout_seconds: 1}\n";
+    let mut gw = Gateway::start(&cfg).await;
+    let r = gw.post("/v1/chat/completions", &limited(), &body(5)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(gw.chat("chat").await.status, 200);
+    // Saved within a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let saved = std::fs::read_to_string(gw.dir().join("state.json")).expect("state.json");
+    assert!(
+        saved.contains("\"limited\"") && saved.contains("chat/main/chat"),
+        "{saved}"
+    );
+    gw.restart().await;
+    // The key's minute goes on where it was.
+    let r = gw.post("/v1/chat/completions", &limited(), &body(5)).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.error_code(), "rate_limit_exceeded");
+    // One request of the quota's three is left, then none.
+    assert_eq!(gw.chat("chat").await.status, 200);
+    let r = gw.chat("chat").await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert_eq!(r.error_code(), "quota_exceeded");
+    assert!(
+        r.header("retry-after").is_none(),
+        "a quota without reset never renews"
+    );
+}

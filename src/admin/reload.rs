@@ -78,6 +78,7 @@ fn restart_only(old: &Config, new: &Config) -> Vec<NotApplied> {
     check("server.pid_file", o.pid_file != n.pid_file);
     check("server.upgrade_sock", o.upgrade_sock != n.upgrade_sock);
     check("log.access", old.access_log != new.access_log);
+    check("state.path", old.state_path != new.state_path);
     out
 }
 

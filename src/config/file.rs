@@ -163,9 +163,11 @@ pub enum ByteSize {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateFile {
-    pub backend: String,
+    pub backend: Option<String>,
     pub path: Option<String>,
     pub url: Option<String>,
+    pub prefix: Option<String>,
+    pub on_error: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

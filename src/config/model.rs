@@ -20,6 +20,9 @@ pub struct Config {
     pub sticky: Option<StickyConfig>,
     pub health_check: HealthCheckConfig,
     pub limits: LimitsConfig,
+    /// `state: {backend: local, path}`: where limit and quota state is saved
+    /// (`None`: kept in memory only).
+    pub state_path: Option<std::path::PathBuf>,
     pub server: ServerSettings,
     pub log_level: Option<String>,
     /// Access log: `stdout` (default), `off`, or a file path.

@@ -514,18 +514,33 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
         Duration::from_secs(300),
     );
 
+    let mut state_path = None;
     if let Some(state) = file.state {
-        match state.backend.as_str() {
-            "file" if state.path.is_some() => {}
-            "redis" if state.url.is_some() => {}
-            "file" => issues.add("state.path", "is required with backend: file"),
+        match state.backend.as_deref().unwrap_or("local") {
+            "local" => {
+                for (key, set) in [
+                    ("url", state.url.is_some()),
+                    ("prefix", state.prefix.is_some()),
+                    ("on_error", state.on_error.is_some()),
+                ] {
+                    if set {
+                        issues.add(format!("state.{key}"), "applies only to backend: redis");
+                    }
+                }
+                if let Some(p) = state.path {
+                    if !std::path::Path::new(&p).is_dir() {
+                        issues.add("state.path", format!("`{p}` is not a directory"));
+                    }
+                    state_path = Some(std::path::PathBuf::from(p));
+                }
+            }
+            "redis" if state.url.is_some() => unenforced.push("state.backend: redis".to_string()),
             "redis" => issues.add("state.url", "is required with backend: redis"),
             other => issues.add(
                 "state.backend",
-                format!("`{other}` is not one of file, redis"),
+                format!("`{other}` is not one of local, redis"),
             ),
         }
-        unenforced.push("state".to_string());
     }
     if file.routes.is_some() {
         issues.add(
@@ -629,6 +644,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
             body_timeout,
             body_total_timeout,
         },
+        state_path,
         server,
         log_level,
         access_log,

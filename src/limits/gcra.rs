@@ -58,6 +58,11 @@ impl Cell {
         self.tat_us.load(Ordering::Relaxed)
     }
 
+    /// Merge a saved state (a restart): the fuller of the two wins.
+    pub fn restore(&self, tat_us: u64) {
+        self.tat_us.fetch_max(tat_us, Ordering::AcqRel);
+    }
+
     /// Take `units` at `now_us`, or say how long until they would fit. A take
     /// larger than the whole limit is admitted when the bucket is full (and
     /// charged in full): it could never be admitted otherwise.

@@ -92,6 +92,17 @@ impl Quota {
         self.tokens.fetch_add(n, Ordering::AcqRel);
     }
 
+    /// Merge a saved state (a restart): counts of the same period (same next
+    /// reset) are kept, the larger of the two; a period that has ended since
+    /// is not.
+    pub fn restore(&self, requests: u64, tokens: u64, next_reset: Option<u64>) {
+        if next_reset.unwrap_or(u64::MAX) != self.next_reset.load(Ordering::Acquire) {
+            return;
+        }
+        self.requests.fetch_max(requests, Ordering::AcqRel);
+        self.tokens.fetch_max(tokens, Ordering::AcqRel);
+    }
+
     /// (requests used, tokens used, next reset in Unix seconds) for the admin API.
     pub fn state(&self, now_s: u64) -> (u64, u64, Option<u64>) {
         self.roll(now_s);

@@ -142,6 +142,23 @@ impl Gateway {
         std::mem::replace(&mut self.child, new)
     }
 
+    /// Stop the process (SIGTERM, waited for) and start it again on the same
+    /// config and directory.
+    pub async fn restart(&mut self) {
+        self.signal("TERM");
+        let _ = self.child.wait();
+        self.child = spawn(&self.dir.join("llmgate.yaml"), &self.log, &[], &[]);
+        let start = Instant::now();
+        while TcpStream::connect(&self.addr).await.is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "no restart:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn log(&self) -> String {
         let mut s = String::new();
         let _ = std::fs::File::open(&self.log).and_then(|mut f| f.read_to_string(&mut s));
