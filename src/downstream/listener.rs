@@ -62,7 +62,10 @@ impl Service for AiListener {
         let mut loops = Vec::new();
         for addr in &self.addrs {
             let listener = match open(addr, fds.as_ref()).await {
-                Ok(l) => Arc::new(l),
+                Ok(l) => {
+                    log::info!("accepting on {addr}");
+                    Arc::new(l)
+                }
                 Err(e) => {
                     // Serving without one of the configured addresses would
                     // look healthy to systemd while clients are refused.

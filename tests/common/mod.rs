@@ -60,7 +60,20 @@ impl Gateway {
     }
 
     /// Like `start`, with extra environment variables for the process.
+    ///
+    /// A free port is only free until someone takes it: when another process
+    /// holds the address by the time the gateway binds, it starts again on
+    /// new ports (the connect probe alone could reach that other process).
     pub async fn start_with_env(yaml: &str, envs: &[(&str, &str)]) -> Gateway {
+        for _ in 0..5 {
+            if let Some(gw) = Self::try_start(yaml, envs).await {
+                return gw;
+            }
+        }
+        panic!("no free port for the gateway after 5 tries");
+    }
+
+    async fn try_start(yaml: &str, envs: &[(&str, &str)]) -> Option<Gateway> {
         let addr = format!("127.0.0.1:{}", free_port());
         let admin = format!("127.0.0.1:{}", free_port());
         let dir = std::env::temp_dir().join(format!(
@@ -86,26 +99,30 @@ impl Gateway {
             log,
             dir,
         };
-        // The admin listener is a separate service that may bind a moment after
-        // the main one: wait for every listener the config names.
+        // Serving when this process says it accepts on the address, and the
+        // admin listener (a separate service, maybe a moment later) connects.
+        let bound = format!("accepting on {}", gw.addr);
         let start = Instant::now();
         loop {
-            if TcpStream::connect(&gw.addr).await.is_ok()
+            let log = gw.log();
+            if log.contains("in use") {
+                return None;
+            }
+            if log.contains(&bound)
+                && TcpStream::connect(&gw.addr).await.is_ok()
                 && (!wait_admin || TcpStream::connect(&gw.admin).await.is_ok())
             {
-                break;
+                return Some(gw);
             }
             if let Ok(Some(status)) = gw.child.try_wait() {
-                panic!("gateway exited at start ({status}):\n{}", gw.log());
+                panic!("gateway exited at start ({status}):\n{log}");
             }
             assert!(
                 start.elapsed() < Duration::from_secs(20),
-                "gateway did not start:\n{}",
-                gw.log()
+                "gateway did not start:\n{log}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        gw
     }
 
     /// Replace the config file (same placeholders as `start`).
