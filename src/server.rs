@@ -7,6 +7,7 @@ use crate::admin::notify::Notifier;
 use crate::admin::reload::{Reloader, Signals};
 use crate::config::Config;
 use crate::downstream::{AiListener, Guarded};
+use crate::limits::usage::UsageMeter;
 use crate::persist::Saver;
 use crate::proxy::Gateway;
 use crate::state::{Runtime, SharedRuntime};
@@ -95,6 +96,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
     let admin = cfg.admin.clone();
     let reopen = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (access, writer) = access_log::new(cfg.access_log.clone(), reopen.clone());
+    let (usage, usage_writer) = UsageMeter::new(cfg.usage_log.clone(), reopen.clone());
     let runtime = Runtime::build(cfg, &connector_opts, None).map_err(|e| e.join("\n"))?;
     let shared: SharedRuntime = Arc::new(ArcSwap::from_pointee(runtime));
     let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
@@ -116,6 +118,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
         runtime: shared.clone(),
         metrics: metrics.clone(),
         access_log: Arc::new(access),
+        usage: usage.clone(),
     };
     server.add_service(AiListener::new(listen.clone(), gateway));
     if let Some(a) = admin {
@@ -124,6 +127,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
             reloader: reloader.clone(),
             metrics,
             api_key: a.api_key,
+            usage,
         };
         let mut svc = guarded(&server.configuration, api, "llmgate admin", &shared);
         svc.add_listener(listener(&a.listen));
@@ -133,6 +137,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
     if let Some(w) = writer {
         server.add_service(background_service("access log", w));
     }
+    server.add_service(background_service("usage", usage_writer));
     server.add_service(background_service(
         "health checks",
         HealthChecker {

@@ -23,6 +23,7 @@ pub struct AdminApi {
     pub reloader: Arc<Reloader>,
     pub metrics: Arc<Metrics>,
     pub api_key: Secret,
+    pub usage: Arc<crate::limits::usage::UsageMeter>,
 }
 
 #[async_trait]
@@ -65,7 +66,12 @@ impl ProxyHttp for AdminApi {
     }
 }
 
-fn error(status: u16, message: &str, kind: &str, code: &str) -> (u16, &'static str, Bytes) {
+pub(super) fn error(
+    status: u16,
+    message: &str,
+    kind: &str,
+    code: &str,
+) -> (u16, &'static str, Bytes) {
     (
         status,
         "application/json",
@@ -73,7 +79,7 @@ fn error(status: u16, message: &str, kind: &str, code: &str) -> (u16, &'static s
     )
 }
 
-fn ok_json(v: Value) -> (u16, &'static str, Bytes) {
+pub(super) fn ok_json(v: Value) -> (u16, &'static str, Bytes) {
     (200, "application/json", Bytes::from(v.to_string()))
 }
 
@@ -114,6 +120,7 @@ impl AdminApi {
             ("GET", "/" | "/status") => (200, "text/html; charset=utf-8", Bytes::from_static(super::status::PAGE.as_bytes())),
             ("GET", "/admin/status") => ok_json(super::status::snapshot(&rt, &self.reloader)),
             ("GET", "/admin/config") => ok_json(config_json(&rt.config)),
+            ("GET", "/admin/usage") => super::usage::answer(&self.usage, session.req_header().uri.query()),
             ("POST", "/admin/reload") => match self.reloader.reload() {
                 Ok(not_applied) => ok_json(json!({
                     "status": "reloaded",

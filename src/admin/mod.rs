@@ -6,3 +6,4 @@ pub mod metrics;
 pub mod notify;
 pub mod reload;
 pub mod status;
+pub mod usage;

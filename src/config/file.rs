@@ -21,6 +21,7 @@ pub struct FileConfig {
     pub health_check: Option<HealthCheckFile>,
     pub limits: Option<LimitsFile>,
     pub state: Option<StateFile>,
+    pub usage: Option<UsageFile>,
     pub server: Option<ServerFile>,
     pub log: Option<LogFile>,
     /// Plain nginx-style routes (design.md section 6): parsed so the error can say
@@ -180,6 +181,12 @@ pub struct ServerFile {
     pub upstream_keepalive_pool_size: Option<usize>,
     pub pid_file: Option<String>,
     pub upgrade_sock: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageFile {
+    pub log: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -23,6 +23,8 @@ pub struct Config {
     /// `state: {backend: local, path}`: where limit and quota state is saved
     /// (`None`: kept in memory only).
     pub state_path: Option<std::path::PathBuf>,
+    /// `usage.log`: one JSON line per answered request to this file (`None`: off).
+    pub usage_log: Option<String>,
     pub server: ServerSettings,
     pub log_level: Option<String>,
     /// Access log: `stdout` (default), `off`, or a file path.

@@ -514,6 +514,18 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
         Duration::from_secs(300),
     );
 
+    let usage_log = match file.usage.and_then(|u| u.log) {
+        None => None,
+        Some(l) if l == "off" => None,
+        Some(l) if l.starts_with('/') => Some(l),
+        Some(l) => {
+            issues.add(
+                "usage.log",
+                format!("`{l}` is neither `off` nor an absolute path"),
+            );
+            None
+        }
+    };
     let mut state_path = None;
     if let Some(state) = file.state {
         match state.backend.as_deref().unwrap_or("local") {
@@ -645,6 +657,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
             body_total_timeout,
         },
         state_path,
+        usage_log,
         server,
         log_level,
         access_log,

@@ -13,6 +13,7 @@
 
 pub mod gcra;
 pub mod quota;
+pub mod usage;
 
 pub use gcra::{Cell, Rate};
 pub use quota::Quota;

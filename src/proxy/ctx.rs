@@ -59,6 +59,9 @@ pub struct RequestCtx {
     pub usage: Option<Usage>,
     /// Tokens reserved against the key's `tpm`, settled when the request ends.
     pub reservation: Option<crate::limits::Reservation>,
+    /// Prompt tokens estimated from the request body (bytes / 4), for usage
+    /// an answer did not report.
+    pub prompt_estimate: u64,
     /// The serving target's quota, which counts the answer's tokens.
     pub quota: Option<Arc<crate::limits::Quota>>,
 }
@@ -80,6 +83,7 @@ impl RequestCtx {
             bytes_sent: 0,
             usage: None,
             reservation: None,
+            prompt_estimate: 0,
             quota: None,
         }
     }

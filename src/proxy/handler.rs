@@ -104,6 +104,7 @@ pub async fn handle(client: &mut Client, req: &Request, ctx: &mut RequestCtx) ->
         return fail(client, ctx, GatewayError::UnknownModel(parsed.model)).await;
     };
     ctx.model = Some(ModelSeen::Routed(route.clone()));
+    ctx.prompt_estimate = (parsed.body.len() as u64).div_ceil(4);
     if let Some(k) = key {
         if !k.may_use(&parsed.model) {
             return fail(
@@ -204,27 +205,9 @@ fn model_json(id: &str) -> serde_json::Value {
 /// `%XX` escapes decoded (the target reader has checked they are well formed);
 /// bytes that do not make UTF-8 are replaced, which no configured name matches.
 fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn models_list(rt: &Runtime, key: Option<&ClientKey>) -> Bytes {

@@ -36,6 +36,7 @@ use crate::admin::access_log::AccessLog;
 use crate::admin::metrics::{Metrics, Observed};
 use crate::downstream::{Client, HeadError, HeadLimits, Request};
 use crate::error::GatewayError;
+use crate::limits::usage::{Record, UsageMeter};
 use crate::state::SharedRuntime;
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub struct Gateway {
     pub runtime: SharedRuntime,
     pub metrics: Arc<Metrics>,
     pub access_log: Arc<AccessLog>,
+    pub usage: Arc<UsageMeter>,
 }
 
 impl Gateway {
@@ -132,12 +134,49 @@ impl Gateway {
         self.log(client.status(), None, &mut ctx);
     }
 
+    /// An answered request's usage, to the totals and the usage log: as
+    /// reported, else estimated (prompt from the body, completion from the
+    /// answer's bytes, both / 4).
+    fn record_usage(&self, status: u16, ctx: &RequestCtx) {
+        let (Some(up), Some(ctx::ModelSeen::Routed(route))) = (
+            ctx.served_by.and_then(|i| ctx.runtime.upstreams.get(i)),
+            &ctx.model,
+        ) else {
+            return;
+        };
+        let (prompt, completion, estimated) = match ctx.usage {
+            Some((p, c)) => (p, c, false),
+            None if (200..300).contains(&status) => (
+                ctx.prompt_estimate,
+                (ctx.bytes_sent as u64).div_ceil(4),
+                true,
+            ),
+            None => (0, 0, false),
+        };
+        self.usage.record(Record {
+            at_s: crate::limits::quota::now_s(),
+            request_id: if self.usage.logs {
+                ctx.request_id.clone()
+            } else {
+                String::new()
+            },
+            key: ctx.key_name.clone(),
+            model: route.name.clone(),
+            upstream: up.label.clone(),
+            status,
+            prompt,
+            completion,
+            estimated,
+        });
+    }
+
     /// Metrics and the access-log line of one request.
     fn log(&self, status: u16, req: Option<&Request>, ctx: &mut RequestCtx) {
         // Settled already where the answer ended; this covers cut streams and
         // clients that left.
         ctx.answer_ended(ctx.served_by.is_some() && (200..300).contains(&status));
         let ctx = &*ctx;
+        self.record_usage(status, ctx);
         let m = &ctx.metrics;
         m.in_flight.dec();
         let rt = &ctx.runtime;

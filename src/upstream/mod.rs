@@ -26,6 +26,8 @@ pub const POOL_IDLE: Duration = Duration::from_secs(30);
 
 pub struct Upstream {
     pub cfg: UpstreamConfig,
+    /// The name, shared (usage records carry it without a copy).
+    pub label: Arc<str>,
     pub peer: HttpPeer,
     /// `Host` header value (host, plus port when not the scheme's default).
     pub authority: HeaderValue,
@@ -107,6 +109,7 @@ impl Upstream {
         Ok(Upstream {
             sets,
             allows,
+            label: Arc::from(cfg.name.as_str()),
             cfg,
             pool_key: peer.reuse_hash(),
             peer,

@@ -1,0 +1,324 @@
+//! Usage totals by key, model and upstream (`GET /admin/usage`), and the
+//! optional usage log (one JSON line per answered request).
+//!
+//! The request path only hands a small record to a channel (no lock, no
+//! I/O); one thread adds records into per-minute totals and writes the log,
+//! like the access log's writer. Minutes older than two days are folded into
+//! hours, so the totals stay small however long the process runs.
+
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const QUEUE: usize = 65_536;
+/// Minutes kept at minute resolution.
+const FINE_FOR_S: u64 = 2 * 24 * 3600;
+
+/// One answered request.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub at_s: u64,
+    pub request_id: String,
+    pub key: Option<Arc<str>>,
+    pub model: Arc<str>,
+    pub upstream: Arc<str>,
+    pub status: u16,
+    pub prompt: u64,
+    pub completion: u64,
+    /// No usage in the answer: the counts are estimates.
+    pub estimated: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Row {
+    pub requests: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    pub estimated_tokens: u64,
+}
+
+impl Row {
+    fn add(&mut self, o: &Row) {
+        self.requests += o.requests;
+        self.prompt_tokens += o.prompt_tokens;
+        self.completion_tokens += o.completion_tokens;
+        self.total_tokens += o.total_tokens;
+        self.estimated_tokens += o.estimated_tokens;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    Key,
+    Model,
+    Upstream,
+}
+
+type Group = (Option<Arc<str>>, Arc<str>, Arc<str>);
+
+/// Totals per period start (Unix seconds; minutes, then hours) and group.
+#[derive(Debug, Default)]
+pub struct Totals {
+    periods: BTreeMap<u64, HashMap<Group, Row>>,
+}
+
+impl Totals {
+    pub fn add(&mut self, r: &Record) {
+        let tokens = r.prompt + r.completion;
+        let row = Row {
+            requests: 1,
+            prompt_tokens: r.prompt,
+            completion_tokens: r.completion,
+            total_tokens: tokens,
+            estimated_tokens: if r.estimated { tokens } else { 0 },
+        };
+        self.periods
+            .entry(r.at_s - r.at_s % 60)
+            .or_default()
+            .entry((r.key.clone(), r.model.clone(), r.upstream.clone()))
+            .or_default()
+            .add(&row);
+    }
+
+    /// Rows of the periods starting in `[since, until)`, grouped, by name.
+    pub fn query(&self, by: GroupBy, since: u64, until: u64) -> BTreeMap<String, Row> {
+        let mut out: BTreeMap<String, Row> = BTreeMap::new();
+        for (_, groups) in self.periods.range(since..until) {
+            for ((key, model, upstream), row) in groups {
+                let name = match by {
+                    GroupBy::Key => key.as_deref().unwrap_or("-"),
+                    GroupBy::Model => model,
+                    GroupBy::Upstream => upstream,
+                };
+                out.entry(name.to_string()).or_default().add(row);
+            }
+        }
+        out
+    }
+
+    /// Fold minutes older than two days into their hour.
+    fn compact(&mut self, now_s: u64) {
+        let cutoff = now_s.saturating_sub(FINE_FOR_S);
+        let old: Vec<u64> = self
+            .periods
+            .range(..cutoff)
+            .map(|(&t, _)| t)
+            .filter(|t| t % 3600 != 0)
+            .collect();
+        for t in old {
+            if let Some(groups) = self.periods.remove(&t) {
+                let hour = self.periods.entry(t - t % 3600).or_default();
+                for (g, row) in groups {
+                    hour.entry(g).or_default().add(&row);
+                }
+            }
+        }
+    }
+}
+
+/// The request path's side: records go to the writer thread.
+pub struct UsageMeter {
+    tx: SyncSender<Record>,
+    /// The usage log is on: records carry their request id.
+    pub logs: bool,
+    pub totals: Arc<Mutex<Totals>>,
+    dropped: AtomicU64,
+}
+
+/// Where the usage log goes: `None` = off.
+pub type LogPath = Option<String>;
+
+/// Starts the thread that adds up records and writes the log: a background
+/// service, so the thread is born after Pingora daemonizes (`-d`).
+pub struct UsageWriter {
+    rx: Mutex<Option<Receiver<Record>>>,
+    totals: Arc<Mutex<Totals>>,
+    log: LogPath,
+    reopen: Arc<AtomicU64>,
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for UsageWriter {
+    async fn start(&self, _shutdown: pingora::server::ShutdownWatch) {
+        let Some(rx) = self.rx.lock().ok().and_then(|mut g| g.take()) else {
+            return;
+        };
+        let (totals, log, reopen) = (self.totals.clone(), self.log.clone(), self.reopen.clone());
+        let _ = std::thread::Builder::new()
+            .name("usage".into())
+            .spawn(move || run(rx, totals, log, &reopen));
+    }
+}
+
+impl UsageMeter {
+    pub fn new(log: LogPath, reopen: Arc<AtomicU64>) -> (Arc<UsageMeter>, UsageWriter) {
+        let (tx, rx) = sync_channel(QUEUE);
+        let meter = Arc::new(UsageMeter {
+            tx,
+            logs: log.is_some(),
+            totals: Arc::default(),
+            dropped: AtomicU64::new(0),
+        });
+        let writer = UsageWriter {
+            rx: Mutex::new(Some(rx)),
+            totals: meter.totals.clone(),
+            log,
+            reopen,
+        };
+        (meter, writer)
+    }
+
+    pub fn record(&self, r: Record) {
+        if self.tx.try_send(r).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn open(path: &str) -> Option<std::io::BufWriter<std::fs::File>> {
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        Ok(f) => Some(std::io::BufWriter::with_capacity(64 * 1024, f)),
+        Err(e) => {
+            log::error!("usage log: cannot open {path}: {e}");
+            None
+        }
+    }
+}
+
+fn run(rx: Receiver<Record>, totals: Arc<Mutex<Totals>>, log: LogPath, reopen: &AtomicU64) {
+    let mut out = log.as_deref().and_then(open);
+    let mut generation = reopen.load(Ordering::Relaxed);
+    let mut batch = Vec::new();
+    let mut compacted = 0;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(r) => batch.push(r),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        batch.extend(rx.try_iter());
+        let now = reopen.load(Ordering::Relaxed);
+        if now != generation {
+            generation = now;
+            if let Some(o) = out.as_mut() {
+                let _ = o.flush();
+            }
+            out = log.as_deref().and_then(open);
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        if let Ok(mut t) = totals.lock() {
+            for r in &batch {
+                t.add(r);
+            }
+            let now_s = batch[batch.len() - 1].at_s;
+            if now_s >= compacted + 3600 {
+                t.compact(now_s);
+                compacted = now_s;
+            }
+        }
+        if let Some(o) = out.as_mut() {
+            for r in &batch {
+                let _ = o.write_all(line(r).as_bytes());
+            }
+            let _ = o.flush();
+        }
+        batch.clear();
+    }
+}
+
+/// One usage-log line: names and counts, never a key.
+fn line(r: &Record) -> String {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        time: String,
+        request_id: &'a str,
+        key: Option<&'a str>,
+        model: &'a str,
+        upstream: &'a str,
+        status: u16,
+        prompt_tokens: u64,
+        completion_tokens: u64,
+        estimated: bool,
+    }
+    let time =
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(r.at_s))
+            .to_string();
+    let mut s = serde_json::to_string(&Line {
+        time,
+        request_id: &r.request_id,
+        key: r.key.as_deref(),
+        model: &r.model,
+        upstream: &r.upstream,
+        status: r.status,
+        prompt_tokens: r.prompt,
+        completion_tokens: r.completion,
+        estimated: r.estimated,
+    })
+    .unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(at_s: u64, key: &str, model: &str, up: &str, p: u64, c: u64, est: bool) -> Record {
+        Record {
+            at_s,
+            request_id: "r".into(),
+            key: Some(Arc::from(key)),
+            model: Arc::from(model),
+            upstream: Arc::from(up),
+            status: 200,
+            prompt: p,
+            completion: c,
+            estimated: est,
+        }
+    }
+
+    #[test]
+    fn grouped_and_windowed() {
+        let mut t = Totals::default();
+        let h = 1_796_169_600;
+        t.add(&rec(h + 5, "dify", "chat", "a", 10, 5, false));
+        t.add(&rec(h + 70, "dify", "chat", "b", 1, 1, true));
+        t.add(&rec(h + 130, "n8n", "embed", "a", 3, 0, false));
+        let by_key = t.query(GroupBy::Key, 0, u64::MAX);
+        assert_eq!(by_key["dify"].requests, 2);
+        assert_eq!(by_key["dify"].total_tokens, 17);
+        assert_eq!(by_key["dify"].estimated_tokens, 2);
+        assert_eq!(
+            t.query(GroupBy::Upstream, 0, u64::MAX)["a"].prompt_tokens,
+            13
+        );
+        // Minute resolution: [h+60, h+120) holds only the second.
+        let w = t.query(GroupBy::Model, h + 60, h + 120);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w["chat"].requests, 1);
+        // Folding into hours keeps the totals.
+        t.compact(h + 3 * 86_400);
+        assert_eq!(t.periods.len(), 1);
+        assert_eq!(t.query(GroupBy::Key, 0, u64::MAX), by_key);
+    }
+
+    #[test]
+    fn log_line_shape() {
+        let l = line(&rec(0, "dify", "chat", "a", 1, 2, false));
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        assert_eq!(v["key"], "dify");
+        assert_eq!(v["time"], "1970-01-01T00:00:00Z");
+        assert_eq!(v["completion_tokens"], 2);
+    }
+}

@@ -1,0 +1,155 @@
+//! Usage accounting through sockets: `GET /admin/usage` totals by key, model
+//! and upstream with time windows, estimates flagged, and the usage log
+//! (one line per answered request, reopened on SIGUSR1).
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+const ADMIN: &str = "sk-admin-test-key-9";
+
+async fn usage(gw: &Gateway, query: &str) -> Response {
+    let auth = format!("Bearer {ADMIN}");
+    request(
+        &gw.admin,
+        "GET",
+        &format!("/admin/usage{query}"),
+        &[("authorization", &auth)],
+        b"",
+    )
+    .await
+}
+
+/// The rows of a usage answer by name, once `requests` reached `want` in total
+/// (records are added by a writer thread a moment after each answer).
+async fn rows(gw: &Gateway, query: &str, want: u64) -> serde_json::Map<String, serde_json::Value> {
+    for _ in 0..100 {
+        let r = usage(gw, query).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        let rows: serde_json::Map<_, _> = v["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|row| (row["name"].as_str().expect("name").to_string(), row.clone()))
+            .collect();
+        let total: u64 = rows.values().filter_map(|r| r["requests"].as_u64()).sum();
+        if total >= want {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    panic!("usage never reached {want} requests");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn totals_by_key_model_and_upstream() {
+    let (a, b) = (ok_mock().await, ok_mock().await);
+    let ups = upstream("a", &a.url(), "") + &upstream("b", &b.url(), "");
+    let models = "  chat: [{upstream: a}]\n  other: [{upstream: b}]\n";
+    let cfg = config(&ups, models, "").replace(
+        &format!("    - {{name: tester, key: {CLIENT_KEY}}}\n"),
+        &format!("    - {{name: tester, key: {CLIENT_KEY}}}\n    - {{name: second, key: sk-second-key-22}}\n"),
+    ) + &format!("admin: {{listen: \"@ADMIN@\", api_key: {ADMIN}}}\nusage: {{log: \"@DIR@/usage.log\"}}\n");
+    let gw = Gateway::start(&cfg).await;
+    let second = [("authorization", "Bearer sk-second-key-22")];
+    for _ in 0..2 {
+        assert_eq!(gw.chat("chat").await.status, 200);
+    }
+    let r = gw
+        .post("/v1/chat/completions", &second, &chat_body("other", false))
+        .await;
+    assert_eq!(r.status, 200);
+    // Not answered by an upstream: not usage.
+    assert_eq!(gw.chat("nope").await.status, 404);
+
+    // The mock reports 9 prompt + 6 completion tokens per answer.
+    let by_key = rows(&gw, "?group_by=key", 3).await;
+    assert_eq!(by_key["tester"]["requests"], 2);
+    assert_eq!(by_key["tester"]["prompt_tokens"], 18);
+    assert_eq!(by_key["tester"]["completion_tokens"], 12);
+    assert_eq!(by_key["tester"]["total_tokens"], 30);
+    assert_eq!(by_key["tester"]["estimated_tokens"], 0);
+    assert_eq!(by_key["second"]["total_tokens"], 15);
+    let by_model = rows(&gw, "?group_by=model", 3).await;
+    assert_eq!(by_model["chat"]["requests"], 2);
+    assert_eq!(by_model["other"]["requests"], 1);
+    let by_upstream = rows(&gw, "?group_by=upstream&since=2020-01-01T00:00:00Z", 3).await;
+    assert_eq!(by_upstream["b"]["requests"], 1);
+    // The shape, and windows that hold nothing.
+    let v = usage(&gw, "?group_by=upstream&since=2020-01-01T00:00:00Z")
+        .await
+        .json();
+    assert_eq!(v["group_by"], "upstream");
+    assert_eq!(v["since"], "2020-01-01T00:00:00Z");
+    assert_eq!(v["until"], serde_json::Value::Null);
+    let future = usage(&gw, "?since=2099-01-01T00:00:00%2B01:00").await;
+    assert_eq!(future.status, 200, "{}", future.text());
+    assert_eq!(future.json()["rows"], serde_json::json!([]));
+    let past = usage(&gw, "?until=2020-01-01T00:00:00Z").await.json();
+    assert_eq!(past["rows"], serde_json::json!([]));
+    for bad in ["?group_by=team", "?since=yesterday", "?x=1"] {
+        let r = usage(&gw, bad).await;
+        assert_eq!(r.status, 400, "{bad}");
+        assert_eq!(r.error_type(), "invalid_request_error");
+    }
+
+    // The usage log: one line per answered request, key names only.
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = std::fs::read_to_string(gw.dir().join("usage.log")).unwrap_or_default();
+        if log.lines().count() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert_eq!(lines[2]["key"], "second");
+    assert_eq!(lines[2]["model"], "other");
+    assert_eq!(lines[2]["upstream"], "b");
+    assert_eq!(lines[2]["prompt_tokens"], 9);
+    assert_eq!(lines[2]["estimated"], false);
+    assert!(!log.contains("sk-"), "no key in the usage log");
+
+    // Rotated: renamed, SIGUSR1, then the next line goes to a new file.
+    std::fs::rename(gw.dir().join("usage.log"), gw.dir().join("usage.log.1")).unwrap();
+    gw.signal("USR1");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gw.chat("chat").await.status, 200);
+    let mut fresh = String::new();
+    for _ in 0..100 {
+        fresh = std::fs::read_to_string(gw.dir().join("usage.log")).unwrap_or_default();
+        if !fresh.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(fresh.lines().count(), 1, "{fresh}");
+    let old = std::fs::read_to_string(gw.dir().join("usage.log.1")).unwrap();
+    assert_eq!(old.lines().count(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_without_usage_is_estimated_and_flagged() {
+    let m = mock(Behavior::Ok {
+        events: 3,
+        event_delay: Duration::from_millis(1),
+    })
+    .await;
+    let ups = upstream("up", &m.url(), "");
+    let cfg = config(&ups, "  chat: [{upstream: up}]\n", "")
+        + &format!("admin: {{listen: \"@ADMIN@\", api_key: {ADMIN}}}\n");
+    let gw = Gateway::start(&cfg).await;
+    let r = gw
+        .post("/v1/chat/completions", &auth(), &chat_body("chat", true))
+        .await;
+    assert_eq!(r.status, 200);
+    let row = rows(&gw, "?group_by=model", 1).await["chat"].clone();
+    let total = row["total_tokens"].as_u64().unwrap();
+    assert!(total > 0, "{row}");
+    assert_eq!(row["estimated_tokens"].as_u64(), Some(total), "{row}");
+}
