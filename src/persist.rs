@@ -9,10 +9,12 @@
 //! last second of counting. A store such as redb would add a dependency and
 //! a file format to run the same two operations.
 //!
-//! Loading merges (the fuller cell, the larger count of the same quota
-//! period), so the new process of an upgrade, which starts while the old one
-//! still counts, loses nothing the old one saved before it.
+//! The file is read before the process serves and merged again once it
+//! serves (the fuller cell, the larger count of the same quota period): the
+//! new process of an upgrade, which starts while the old one still counts,
+//! takes what the old one saved until the hand-over.
 
+use crate::limits::usage::{SavedRow, UsageMeter};
 use crate::state::{Runtime, SharedRuntime};
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
@@ -20,6 +22,7 @@ use pingora::services::background::BackgroundService;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 const FILE: &str = "state.json";
@@ -33,6 +36,9 @@ pub struct Snapshot {
     /// By `model/upstream/upstream model`.
     #[serde(default)]
     pub quotas: BTreeMap<String, QuotaState>,
+    /// Usage totals (`GET /admin/usage`).
+    #[serde(default)]
+    pub usage: Vec<SavedRow>,
 }
 
 #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -103,6 +109,22 @@ fn quota_id(rt: &Runtime, model: &str, t: &crate::routing::Target) -> String {
     format!("{model}/{up}/{}", t.model)
 }
 
+/// The saved state merged into `rt` and `usage` before the process serves
+/// (usage totals only here: they add up, so they are restored once).
+pub fn load_at_start(dir: &Path, rt: &Runtime, usage: &UsageMeter) {
+    match load(dir) {
+        Ok(Some(snap)) => {
+            restore(rt, &snap);
+            if let Ok(mut t) = usage.totals.lock() {
+                t.restore(&snap.usage);
+            }
+            log::info!("state: loaded {}", dir.join(FILE).display());
+        }
+        Ok(None) => {}
+        Err(e) => log::error!("state: {e}; starting from zero"),
+    }
+}
+
 pub fn load(dir: &Path) -> Result<Option<Snapshot>, String> {
     let path = dir.join(FILE);
     match std::fs::read(&path) {
@@ -126,18 +148,26 @@ pub fn save(dir: &Path, snap: &Snapshot) -> std::io::Result<()> {
 pub struct Saver {
     pub dir: PathBuf,
     pub runtime: SharedRuntime,
+    pub usage: Arc<UsageMeter>,
+}
+
+impl Saver {
+    fn capture(&self) -> Snapshot {
+        let mut snap = capture(&self.runtime.load());
+        if let Ok(t) = self.usage.totals.lock() {
+            snap.usage = t.rows();
+        }
+        snap
+    }
 }
 
 #[async_trait]
 impl BackgroundService for Saver {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        match load(&self.dir) {
-            Ok(Some(snap)) => {
-                restore(&self.runtime.load(), &snap);
-                log::info!("state: loaded {}", self.dir.join(FILE).display());
-            }
-            Ok(None) => {}
-            Err(e) => log::error!("state: {e}; starting from zero"),
+        // Loaded at start already (`load_at_start`); once more now that this
+        // process serves: in an upgrade, what the old one saved meanwhile.
+        if let Ok(Some(snap)) = load(&self.dir) {
+            restore(&self.runtime.load(), &snap);
         }
         let mut last = Snapshot::default();
         loop {
@@ -145,7 +175,7 @@ impl BackgroundService for Saver {
                 _ = tokio::time::sleep(SAVE_EVERY) => false,
                 _ = shutdown.changed() => true,
             };
-            let snap = capture(&self.runtime.load());
+            let snap = self.capture();
             if snap != last {
                 if let Err(e) = save(&self.dir, &snap) {
                     log::error!("state: cannot save to {}: {e}", self.dir.display());

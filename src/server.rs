@@ -98,6 +98,9 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
     let (access, writer) = access_log::new(cfg.access_log.clone(), reopen.clone());
     let (usage, usage_writer) = UsageMeter::new(cfg.usage_log.clone(), reopen.clone());
     let runtime = Runtime::build(cfg, &connector_opts, None).map_err(|e| e.join("\n"))?;
+    if let Some(dir) = &state_path {
+        crate::persist::load_at_start(dir, &runtime, &usage);
+    }
     let shared: SharedRuntime = Arc::new(ArcSwap::from_pointee(runtime));
     let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
     let reloader = Arc::new(Reloader {
@@ -127,7 +130,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
             reloader: reloader.clone(),
             metrics,
             api_key: a.api_key,
-            usage,
+            usage: usage.clone(),
         };
         let mut svc = guarded(&server.configuration, api, "llmgate admin", &shared);
         svc.add_listener(listener(&a.listen));
@@ -151,6 +154,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
             Saver {
                 dir,
                 runtime: shared.clone(),
+                usage: usage.clone(),
             },
         ));
     }

@@ -234,7 +234,8 @@ async fn limits_and_quotas_survive_a_restart_with_local_state() {
     let models = "  chat: [{upstream: main, quota: {requests: 3}}]\n";
     let cfg = with_limits(&ups, models, "{rpm: 1}")
         + "state: {backend: local, path: \"@DIR@\"}\n"
-        + "server: {grace_period_seconds: 0, graceful_shutdown_timeout_seconds: 1}\n";
+        + "server: {grace_period_seconds: 0, graceful_shutdown_timeout_seconds: 1}\n"
+        + "admin: {listen: \"@ADMIN@\", api_key: sk-admin-test-key-9}\n";
     let mut gw = Gateway::start(&cfg).await;
     let r = gw.post("/v1/chat/completions", &limited(), &body(5)).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -247,6 +248,16 @@ async fn limits_and_quotas_survive_a_restart_with_local_state() {
         "{saved}"
     );
     gw.restart().await;
+    // Usage totals were saved too.
+    let admin = [("authorization", "Bearer sk-admin-test-key-9")];
+    let u = request(&gw.admin, "GET", "/admin/usage?group_by=key", &admin, b"").await;
+    assert_eq!(u.status, 200, "{}", u.text());
+    let rows = u.json()["rows"].clone();
+    assert_eq!(rows.as_array().map(Vec::len), Some(2), "{rows}");
+    assert!(
+        rows.as_array().unwrap().iter().all(|r| r["requests"] == 1),
+        "{rows}"
+    );
     // The key's minute goes on where it was.
     let r = gw.post("/v1/chat/completions", &limited(), &body(5)).await;
     assert_eq!(r.status, 429, "{}", r.text());

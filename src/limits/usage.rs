@@ -6,7 +6,7 @@
 //! like the access log's writer. Minutes older than two days are folded into
 //! hours, so the totals stay small however long the process runs.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +33,7 @@ pub struct Record {
     pub estimated: bool,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Row {
     pub requests: u64,
     pub prompt_tokens: u64,
@@ -50,6 +50,17 @@ impl Row {
         self.total_tokens += o.total_tokens;
         self.estimated_tokens += o.estimated_tokens;
     }
+}
+
+/// One group's totals of one period, as saved in the state file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedRow {
+    pub at: u64,
+    pub key: Option<String>,
+    pub model: String,
+    pub upstream: String,
+    #[serde(flatten)]
+    pub row: Row,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +110,40 @@ impl Totals {
             }
         }
         out
+    }
+
+    /// Every row, for the state file: (period start, key, model, upstream, row).
+    pub fn rows(&self) -> Vec<SavedRow> {
+        let mut out = Vec::new();
+        for (&at, groups) in &self.periods {
+            for ((key, model, upstream), row) in groups {
+                out.push(SavedRow {
+                    at,
+                    key: key.as_deref().map(str::to_string),
+                    model: model.to_string(),
+                    upstream: upstream.to_string(),
+                    row: *row,
+                });
+            }
+        }
+        out
+    }
+
+    /// Add saved rows (a restart).
+    pub fn restore(&mut self, rows: &[SavedRow]) {
+        for r in rows {
+            let group = (
+                r.key.as_deref().map(Arc::from),
+                Arc::from(r.model.as_str()),
+                Arc::from(r.upstream.as_str()),
+            );
+            self.periods
+                .entry(r.at)
+                .or_default()
+                .entry(group)
+                .or_default()
+                .add(&r.row);
+        }
     }
 
     /// Fold minutes older than two days into their hour.

@@ -164,9 +164,15 @@ impl Gateway {
     pub async fn restart(&mut self) {
         self.signal("TERM");
         let _ = self.child.wait();
-        self.child = spawn(&self.dir.join("llmgate.yaml"), &self.log, &[], &[]);
+        let bound = format!("accepting on {}", self.addr);
+        let before = self.log().matches(&bound).count();
+        let cfg = self.dir.join("llmgate.yaml");
+        let admin = std::fs::read_to_string(&cfg).is_ok_and(|c| c.contains(&self.admin));
+        self.child = spawn(&cfg, &self.log, &[], &[]);
         let start = Instant::now();
-        while TcpStream::connect(&self.addr).await.is_err() {
+        while self.log().matches(&bound).count() == before
+            || (admin && TcpStream::connect(&self.admin).await.is_err())
+        {
             assert!(
                 start.elapsed() < Duration::from_secs(20),
                 "no restart:\n{}",
