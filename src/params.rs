@@ -135,21 +135,6 @@ pub fn wants_usage(body: &[u8]) -> bool {
     })
 }
 
-/// The completion limit a request asks for (`max_completion_tokens`, else
-/// `max_tokens`), for the token estimate of `tpm`.
-pub fn max_completion(body: &[u8]) -> Option<u64> {
-    let entries = top_level(body)?;
-    let value = |name: &str| {
-        entries
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, span)| std::str::from_utf8(&body[span.clone()]).ok())
-            .and_then(|v| v.parse::<u64>().ok())
-    };
-    value("max_completion_tokens").or_else(|| value("max_tokens"))
-}
-
 /// The top-level entries of a JSON object: each key (unescaped) and the span
 /// of its value, in order, duplicates included.
 fn top_level(body: &[u8]) -> Option<Vec<(String, Range<usize>)>> {

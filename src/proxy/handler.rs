@@ -116,10 +116,7 @@ pub async fn handle(client: &mut Client, req: &Request, ctx: &mut RequestCtx) ->
         }
         if let Some(limits) = &k.limits {
             let tokens = match limits.tpm {
-                Some(_) => crate::limits::estimate(
-                    parsed.body.len(),
-                    crate::params::max_completion(&parsed.body),
-                ),
+                Some(_) => crate::limits::estimate(parsed.body.len(), parsed.max_completion),
                 None => 0,
             };
             match limits.admit(crate::limits::now_us(), tokens) {

@@ -26,6 +26,10 @@ use std::ops::Range;
 pub struct Fields {
     pub model: Option<Range<usize>>,
     pub stream: Option<Range<usize>>,
+    /// `max_tokens` and `max_completion_tokens` (the last of each), for the
+    /// token estimate of `tpm`.
+    pub max_tokens: Option<Range<usize>>,
+    pub max_completion_tokens: Option<Range<usize>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +56,8 @@ pub const DEPTH_LIMIT: usize = 128;
 enum Key {
     Model,
     Stream,
+    MaxTokens,
+    MaxCompletionTokens,
     Other,
 }
 
@@ -139,9 +145,13 @@ pub fn scan(b: &[u8], max_depth: usize) -> Result<Fields, ScanError> {
         // A value ended at `i`: close containers until one wants another value.
         loop {
             if key != Key::Other && depth == 1 && is_object(&objects, 1) {
+                let span = Some(top_start..i);
                 match key {
-                    Key::Model => fields.model = Some(top_start..i),
-                    _ => fields.stream = Some(top_start..i),
+                    Key::Model => fields.model = span,
+                    Key::Stream => fields.stream = span,
+                    Key::MaxTokens => fields.max_tokens = span,
+                    Key::MaxCompletionTokens => fields.max_completion_tokens = span,
+                    Key::Other => {}
                 }
             }
             i = ws(b, i);
@@ -218,6 +228,8 @@ fn classify(quoted: &[u8], escaped: bool) -> Option<Key> {
         match name {
             "model" => Key::Model,
             "stream" => Key::Stream,
+            "max_tokens" => Key::MaxTokens,
+            "max_completion_tokens" => Key::MaxCompletionTokens,
             _ => Key::Other,
         }
     };
@@ -225,6 +237,8 @@ fn classify(quoted: &[u8], escaped: bool) -> Option<Key> {
         return match inner {
             b"model" => Some(Key::Model),
             b"stream" => Some(Key::Stream),
+            b"max_tokens" => Some(Key::MaxTokens),
+            b"max_completion_tokens" => Some(Key::MaxCompletionTokens),
             // Its UTF-8 was checked by `string`.
             _ => Some(Key::Other),
         };

@@ -24,6 +24,8 @@ pub struct ParsedBody {
     pub stream: bool,
     /// Byte range of the `model` value (quotes included) in `body`.
     span: Range<usize>,
+    /// `max_completion_tokens`, else `max_tokens`, when a plain integer.
+    pub max_completion: Option<u64>,
 }
 
 impl ParsedBody {
@@ -50,11 +52,17 @@ impl ParsedBody {
             return Err("`model` must not be empty".into());
         }
         let stream = fields.stream.is_some_and(|s| &body[s] == b"true");
+        let int = |r: Option<Range<usize>>| {
+            r.and_then(|r| crate::framing::text(&body[r]))
+                .and_then(|t| t.parse::<u64>().ok())
+        };
+        let max_completion = int(fields.max_completion_tokens).or_else(|| int(fields.max_tokens));
         Ok(ParsedBody {
             body,
             model,
             stream,
             span,
+            max_completion,
         })
     }
 
@@ -136,6 +144,23 @@ mod tests {
     fn escaped_model_is_decoded() {
         let p = ParsedBody::parse(Bytes::from(r#"{"model":"ch\u0061t"}"#)).unwrap();
         assert_eq!(p.model, "chat");
+    }
+
+    #[test]
+    fn completion_limit_for_the_token_estimate() {
+        let limit = |b: &str| {
+            ParsedBody::parse(Bytes::from(b.to_string()))
+                .unwrap()
+                .max_completion
+        };
+        assert_eq!(limit(r#"{"model":"m","max_tokens":300}"#), Some(300));
+        assert_eq!(
+            limit(r#"{"max_completion_tokens":7,"model":"m","max_tokens":300}"#),
+            Some(7)
+        );
+        assert_eq!(limit(r#"{"model":"m","x":{"max_tokens":5}}"#), None);
+        assert_eq!(limit(r#"{"model":"m","max_tokens":"5"}"#), None);
+        assert_eq!(limit(r#"{"model":"m","max_tokens":null}"#), None);
     }
 
     #[test]
