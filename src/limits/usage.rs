@@ -70,7 +70,28 @@ pub enum GroupBy {
     Upstream,
 }
 
-type Group = (Option<Arc<str>>, Arc<str>, Arc<str>);
+/// Names compared by identity: a key's, model's and upstream's name is one
+/// shared string for as long as a config lives, so a record is added without
+/// hashing any text (a reload's new strings only start new groups, which the
+/// query merges by name).
+#[derive(Debug, Clone)]
+struct Name(Arc<str>);
+
+impl PartialEq for Name {
+    fn eq(&self, o: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &o.0)
+    }
+}
+
+impl Eq for Name {}
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (Arc::as_ptr(&self.0) as *const u8 as usize).hash(h);
+    }
+}
+
+type Group = (Option<Name>, Name, Name);
 
 /// Totals per period start (Unix seconds; minutes, then hours) and group.
 #[derive(Debug, Default)]
@@ -91,7 +112,11 @@ impl Totals {
         self.periods
             .entry(r.at_s - r.at_s % 60)
             .or_default()
-            .entry((r.key.clone(), r.model.clone(), r.upstream.clone()))
+            .entry((
+                r.key.clone().map(Name),
+                Name(r.model.clone()),
+                Name(r.upstream.clone()),
+            ))
             .or_default()
             .add(&row);
     }
@@ -102,9 +127,9 @@ impl Totals {
         for (_, groups) in self.periods.range(since..until) {
             for ((key, model, upstream), row) in groups {
                 let name = match by {
-                    GroupBy::Key => key.as_deref().unwrap_or("-"),
-                    GroupBy::Model => model,
-                    GroupBy::Upstream => upstream,
+                    GroupBy::Key => key.as_ref().map_or("-", |k| &*k.0),
+                    GroupBy::Model => &*model.0,
+                    GroupBy::Upstream => &*upstream.0,
                 };
                 out.entry(name.to_string()).or_default().add(row);
             }
@@ -112,30 +137,44 @@ impl Totals {
         out
     }
 
-    /// Every row, for the state file: (period start, key, model, upstream, row).
+    /// Every row, for the state file, merged by name (groups of one name
+    /// from before a reload or a restart become one row).
     pub fn rows(&self) -> Vec<SavedRow> {
-        let mut out = Vec::new();
+        let mut merged: BTreeMap<(u64, Option<&str>, &str, &str), Row> = BTreeMap::new();
         for (&at, groups) in &self.periods {
             for ((key, model, upstream), row) in groups {
-                out.push(SavedRow {
-                    at,
-                    key: key.as_deref().map(str::to_string),
-                    model: model.to_string(),
-                    upstream: upstream.to_string(),
-                    row: *row,
-                });
+                let k = (at, key.as_ref().map(|k| &*k.0), &*model.0, &*upstream.0);
+                merged.entry(k).or_default().add(row);
             }
         }
-        out
+        merged
+            .into_iter()
+            .map(|((at, key, model, upstream), row)| SavedRow {
+                at,
+                key: key.map(str::to_string),
+                model: model.to_string(),
+                upstream: upstream.to_string(),
+                row,
+            })
+            .collect()
     }
 
     /// Add saved rows (a restart).
     pub fn restore(&mut self, rows: &[SavedRow]) {
+        let mut names: HashMap<String, Arc<str>> = HashMap::new();
+        let mut name = |s: &str| -> Name {
+            Name(
+                names
+                    .entry(s.to_string())
+                    .or_insert_with(|| Arc::from(s))
+                    .clone(),
+            )
+        };
         for r in rows {
             let group = (
-                r.key.as_deref().map(Arc::from),
-                Arc::from(r.model.as_str()),
-                Arc::from(r.upstream.as_str()),
+                r.key.as_deref().map(&mut name),
+                name(&r.model),
+                name(&r.upstream),
             );
             self.periods
                 .entry(r.at)
@@ -356,6 +395,21 @@ mod tests {
         t.compact(h + 3 * 86_400);
         assert_eq!(t.periods.len(), 1);
         assert_eq!(t.query(GroupBy::Key, 0, u64::MAX), by_key);
+    }
+
+    #[test]
+    fn saved_rows_merge_by_name() {
+        let mut t = Totals::default();
+        t.add(&rec(120, "k", "m", "u", 1, 1, false));
+        let saved = t.rows();
+        let mut fresh = Totals::default();
+        fresh.restore(&saved);
+        fresh.restore(&saved);
+        // A live record: the same names in other strings.
+        fresh.add(&rec(130, "k", "m", "u", 1, 1, false));
+        let rows = fresh.rows();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].row.requests, 3);
     }
 
     #[test]
