@@ -115,9 +115,7 @@ pub fn load_at_start(dir: &Path, rt: &Runtime, usage: &UsageMeter) {
     match load(dir) {
         Ok(Some(snap)) => {
             restore(rt, &snap);
-            if let Ok(mut t) = usage.totals.lock() {
-                t.restore(&snap.usage);
-            }
+            usage.restore(&snap.usage);
             log::info!("state: loaded {}", dir.join(FILE).display());
         }
         Ok(None) => {}
@@ -154,9 +152,7 @@ pub struct Saver {
 impl Saver {
     fn capture(&self) -> Snapshot {
         let mut snap = capture(&self.runtime.load());
-        if let Ok(t) = self.usage.totals.lock() {
-            snap.usage = t.rows();
-        }
+        snap.usage = self.usage.rows();
         snap
     }
 }

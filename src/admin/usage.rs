@@ -38,23 +38,13 @@ pub fn answer(meter: &UsageMeter, query: Option<&str>) -> (u16, &'static str, By
             _ => return bad(&format!("unknown parameter `{k}`")),
         }
     }
-    let rows = match meter.totals.lock() {
-        // Totals are kept per minute: `since` counts from its minute, `until`
-        // up to the end of its minute.
-        Ok(t) => t.query(
-            by,
-            since.map_or(0, |s| s - s % 60),
-            until.map_or(u64::MAX, |u| u - u % 60 + 60),
-        ),
-        Err(_) => {
-            return error(
-                500,
-                "usage totals unavailable",
-                "server_error",
-                "internal_error",
-            )
-        }
-    };
+    // Totals are kept per minute: `since` counts from its minute, `until`
+    // up to the end of its minute.
+    let rows = meter.query(
+        by,
+        since.map_or(0, |s| s - s % 60),
+        until.map_or(u64::MAX, |u| u - u % 60 + 60),
+    );
     let time = |s: Option<u64>| {
         s.map_or(Value::Null, |s| {
             json!(humantime::format_rfc3339_seconds(

@@ -1,10 +1,12 @@
 //! Usage totals by key, model and upstream (`GET /admin/usage`), and the
 //! optional usage log (one JSON line per answered request).
 //!
-//! The request path only hands a small record to a channel (no lock, no
-//! I/O); one thread adds records into per-minute totals and writes the log,
-//! like the access log's writer. Minutes older than two days are folded into
-//! hours, so the totals stay small however long the process runs.
+//! A request thread adds its record to its own shard of the per-minute totals
+//! (an uncontended lock; names hashed by address, not text); a query or a
+//! save merges the shards. The usage log, when on, gets the records through
+//! a channel to its writer thread, like the access log. Minutes older than
+//! two days are folded into hours, so the totals stay small however long the
+//! process runs.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -93,10 +95,44 @@ impl std::hash::Hash for Name {
 
 type Group = (Option<Name>, Name, Name);
 
+/// Hashes the names' addresses with one multiply each (std's SipHash cost
+/// more than the rest of adding a record).
+#[derive(Debug, Default, Clone, Copy)]
+struct PtrHash;
+
+impl std::hash::BuildHasher for PtrHash {
+    type Hasher = PtrHasher;
+    fn build_hasher(&self) -> PtrHasher {
+        PtrHasher(0)
+    }
+}
+
+#[derive(Debug)]
+struct PtrHasher(u64);
+
+impl std::hash::Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
 /// Totals per period start (Unix seconds; minutes, then hours) and group.
 #[derive(Debug, Default)]
 pub struct Totals {
-    periods: BTreeMap<u64, HashMap<Group, Row>>,
+    periods: BTreeMap<u64, HashMap<Group, Row, PtrHash>>,
+    /// When minutes were last folded into hours.
+    compacted_at: u64,
 }
 
 impl Totals {
@@ -109,8 +145,13 @@ impl Totals {
             total_tokens: tokens,
             estimated_tokens: if r.estimated { tokens } else { 0 },
         };
+        let minute = r.at_s - r.at_s % 60;
+        if !self.periods.contains_key(&minute) && minute >= self.compacted_at + 3600 {
+            self.compact(minute);
+            self.compacted_at = minute;
+        }
         self.periods
-            .entry(r.at_s - r.at_s % 60)
+            .entry(minute)
             .or_default()
             .entry((
                 r.key.clone().map(Name),
@@ -205,23 +246,27 @@ impl Totals {
     }
 }
 
-/// The request path's side: records go to the writer thread.
+/// Shards of the totals: each request thread adds to its own (an
+/// uncontended lock, no channel); a query or a save merges them.
+const SHARDS: usize = 16;
+
+/// The request path's side: each record is added to this thread's shard of
+/// the totals and, when the usage log is on, handed to its writer thread.
 pub struct UsageMeter {
-    tx: SyncSender<Record>,
+    shards: Vec<Mutex<Totals>>,
+    tx: Option<SyncSender<Record>>,
     /// The usage log is on: records carry their request id.
     pub logs: bool,
-    pub totals: Arc<Mutex<Totals>>,
     dropped: AtomicU64,
 }
 
 /// Where the usage log goes: `None` = off.
 pub type LogPath = Option<String>;
 
-/// Starts the thread that adds up records and writes the log: a background
-/// service, so the thread is born after Pingora daemonizes (`-d`).
+/// Starts the thread that writes the usage log: a background service, so the
+/// thread is born after Pingora daemonizes (`-d`).
 pub struct UsageWriter {
     rx: Mutex<Option<Receiver<Record>>>,
-    totals: Arc<Mutex<Totals>>,
     log: LogPath,
     reopen: Arc<AtomicU64>,
 }
@@ -229,28 +274,44 @@ pub struct UsageWriter {
 #[async_trait::async_trait]
 impl pingora::services::background::BackgroundService for UsageWriter {
     async fn start(&self, _shutdown: pingora::server::ShutdownWatch) {
-        let Some(rx) = self.rx.lock().ok().and_then(|mut g| g.take()) else {
+        let (Some(rx), Some(log)) = (
+            self.rx.lock().ok().and_then(|mut g| g.take()),
+            self.log.clone(),
+        ) else {
             return;
         };
-        let (totals, log, reopen) = (self.totals.clone(), self.log.clone(), self.reopen.clone());
+        let reopen = self.reopen.clone();
         let _ = std::thread::Builder::new()
-            .name("usage".into())
-            .spawn(move || run(rx, totals, log, &reopen));
+            .name("usage-log".into())
+            .spawn(move || run(rx, log, &reopen));
     }
+}
+
+fn shard_index() -> usize {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static SHARD: usize = (NEXT.fetch_add(1, Ordering::Relaxed) as usize) % SHARDS;
+    }
+    SHARD.with(|s| *s)
 }
 
 impl UsageMeter {
     pub fn new(log: LogPath, reopen: Arc<AtomicU64>) -> (Arc<UsageMeter>, UsageWriter) {
-        let (tx, rx) = sync_channel(QUEUE);
+        let (tx, rx) = match log {
+            Some(_) => {
+                let (tx, rx) = sync_channel(QUEUE);
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
         let meter = Arc::new(UsageMeter {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             tx,
             logs: log.is_some(),
-            totals: Arc::default(),
             dropped: AtomicU64::new(0),
         });
         let writer = UsageWriter {
-            rx: Mutex::new(Some(rx)),
-            totals: meter.totals.clone(),
+            rx: Mutex::new(rx),
             log,
             reopen,
         };
@@ -258,8 +319,44 @@ impl UsageMeter {
     }
 
     pub fn record(&self, r: Record) {
-        if self.tx.try_send(r).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut t) = self.shards[shard_index()].lock() {
+            t.add(&r);
+        }
+        if let Some(tx) = &self.tx {
+            if tx.try_send(r).is_err() {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Totals of the periods starting in `[since, until)`, grouped, by name.
+    pub fn query(&self, by: GroupBy, since: u64, until: u64) -> BTreeMap<String, Row> {
+        let mut out: BTreeMap<String, Row> = BTreeMap::new();
+        for shard in &self.shards {
+            if let Ok(t) = shard.lock() {
+                for (name, row) in t.query(by, since, until) {
+                    out.entry(name).or_default().add(&row);
+                }
+            }
+        }
+        out
+    }
+
+    /// Every row, merged by name, for the state file.
+    pub fn rows(&self) -> Vec<SavedRow> {
+        let mut all = Totals::default();
+        for shard in &self.shards {
+            if let Ok(t) = shard.lock() {
+                all.restore(&t.rows());
+            }
+        }
+        all.rows()
+    }
+
+    /// Add saved rows (a restart).
+    pub fn restore(&self, rows: &[SavedRow]) {
+        if let Ok(mut t) = self.shards[0].lock() {
+            t.restore(rows);
         }
     }
 }
@@ -278,11 +375,10 @@ fn open(path: &str) -> Option<std::io::BufWriter<std::fs::File>> {
     }
 }
 
-fn run(rx: Receiver<Record>, totals: Arc<Mutex<Totals>>, log: LogPath, reopen: &AtomicU64) {
-    let mut out = log.as_deref().and_then(open);
+fn run(rx: Receiver<Record>, log: String, reopen: &AtomicU64) {
+    let mut out = open(&log);
     let mut generation = reopen.load(Ordering::Relaxed);
     let mut batch = Vec::new();
-    let mut compacted = 0;
     loop {
         match rx.recv_timeout(Duration::from_millis(20)) {
             Ok(r) => batch.push(r),
@@ -296,22 +392,9 @@ fn run(rx: Receiver<Record>, totals: Arc<Mutex<Totals>>, log: LogPath, reopen: &
             if let Some(o) = out.as_mut() {
                 let _ = o.flush();
             }
-            out = log.as_deref().and_then(open);
+            out = open(&log);
         }
-        if batch.is_empty() {
-            continue;
-        }
-        if let Ok(mut t) = totals.lock() {
-            for r in &batch {
-                t.add(r);
-            }
-            let now_s = batch[batch.len() - 1].at_s;
-            if now_s >= compacted + 3600 {
-                t.compact(now_s);
-                compacted = now_s;
-            }
-        }
-        if let Some(o) = out.as_mut() {
+        if let (Some(o), false) = (out.as_mut(), batch.is_empty()) {
             for r in &batch {
                 let _ = o.write_all(line(r).as_bytes());
             }
