@@ -17,6 +17,19 @@ fn with_limits(ups: &str, models: &str, rate_limit: &str) -> String {
     )
 }
 
+/// The gateway with one model, `chat`, on an OK mock, and the limited key.
+async fn one_model(rate_limit: &str) -> (Gateway, Mock) {
+    let m = ok_mock().await;
+    let ups = upstream("main", &m.url(), "");
+    let gw = Gateway::start(&with_limits(
+        &ups,
+        "  chat: [{upstream: main}]\n",
+        rate_limit,
+    ))
+    .await;
+    (gw, m)
+}
+
 fn limited() -> Vec<(&'static str, &'static str)> {
     vec![("authorization", "Bearer sk-limited-key-2")]
 }
@@ -38,14 +51,7 @@ fn retry_after(r: &Response) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rpm_admits_n_and_refuses_the_next_with_the_true_wait() {
-    let m = ok_mock().await;
-    let ups = upstream("main", &m.url(), "");
-    let gw = Gateway::start(&with_limits(
-        &ups,
-        "  chat: [{upstream: main}]\n",
-        "{rpm: 3}",
-    ))
-    .await;
+    let (gw, _m) = one_model("{rpm: 3}").await;
     for i in 0..3 {
         let r = gw.post("/v1/chat/completions", &limited(), &body(5)).await;
         assert_eq!(r.status, 200, "request {i}: {}", r.text());
@@ -68,14 +74,7 @@ async fn rpm_admits_n_and_refuses_the_next_with_the_true_wait() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tpm_reserves_an_estimate_and_settles_to_the_reported_usage() {
     // The mock reports 15 tokens per answer; tpm 600 is 100 ms per token.
-    let m = ok_mock().await;
-    let ups = upstream("main", &m.url(), "");
-    let gw = Gateway::start(&with_limits(
-        &ups,
-        "  chat: [{upstream: main}]\n",
-        "{tpm: 600}",
-    ))
-    .await;
+    let (gw, _m) = one_model("{tpm: 600}").await;
     // 25 + 400 reserved, then settled to 15.
     let r = gw
         .post("/v1/chat/completions", &limited(), &body(400))

@@ -33,6 +33,18 @@ pub(super) struct Ready {
     pub(super) converted: Option<Option<Usage>>,
 }
 
+impl Ready {
+    fn plain(up: Conn, header: Head, chunks: Vec<Bytes>, sse: bool) -> Ready {
+        Ready {
+            up,
+            header,
+            chunks,
+            sse,
+            converted: None,
+        }
+    }
+}
+
 /// The request as it goes to every upstream, prepared once.
 pub(super) struct Outgoing<'a> {
     /// Path after `/v1`, with the query string (e.g. `/chat/completions?x=1`).
@@ -121,13 +133,7 @@ pub(super) async fn try_target(
     }
     if !(200..300).contains(&status) {
         // The client's problem (400, 404, 422, ...): passed through as sent.
-        return Ok(Ready {
-            up: s,
-            header,
-            chunks: Vec::new(),
-            sse: false,
-            converted: None,
-        });
+        return Ok(Ready::plain(s, header, Vec::new(), false));
     }
     let sse = header
         .headers
@@ -159,28 +165,14 @@ pub(super) async fn try_target(
                     "stream ended before its first event",
                 ))
             }
-            Some(Ok(None)) => {
-                return Ok(Ready {
-                    up: s,
-                    header,
-                    chunks,
-                    sse,
-                    converted: None,
-                })
-            }
+            Some(Ok(None)) => return Ok(Ready::plain(s, header, chunks, sse)),
             Some(Ok(Some(b))) => {
                 let done = !sse || scan.feed(&b);
                 if !b.is_empty() {
                     chunks.push(b);
                 }
                 if done && !chunks.is_empty() {
-                    return Ok(Ready {
-                        up: s,
-                        header,
-                        chunks,
-                        sse,
-                        converted: None,
-                    });
+                    return Ok(Ready::plain(s, header, chunks, sse));
                 }
             }
         }
