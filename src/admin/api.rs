@@ -66,12 +66,7 @@ impl ProxyHttp for AdminApi {
     }
 }
 
-pub(super) fn error(
-    status: u16,
-    message: &str,
-    kind: &str,
-    code: &str,
-) -> (u16, &'static str, Bytes) {
+fn error(status: u16, message: &str, kind: &str, code: &str) -> (u16, &'static str, Bytes) {
     (
         status,
         "application/json",
@@ -79,7 +74,7 @@ pub(super) fn error(
     )
 }
 
-pub(super) fn ok_json(v: Value) -> (u16, &'static str, Bytes) {
+fn ok_json(v: Value) -> (u16, &'static str, Bytes) {
     (200, "application/json", Bytes::from(v.to_string()))
 }
 
@@ -120,7 +115,10 @@ impl AdminApi {
             ("GET", "/" | "/status") => (200, "text/html; charset=utf-8", Bytes::from_static(super::status::PAGE.as_bytes())),
             ("GET", "/admin/status") => ok_json(super::status::snapshot(&rt, &self.reloader)),
             ("GET", "/admin/config") => ok_json(config_json(&rt.config)),
-            ("GET", "/admin/usage") => super::usage::answer(&self.usage, session.req_header().uri.query()),
+            ("GET", "/admin/usage") => match super::usage::answer(&self.usage, session.req_header().uri.query()) {
+                Ok(v) => ok_json(v),
+                Err(m) => error(400, &m, "invalid_request_error", "invalid_request"),
+            },
             ("POST", "/admin/reload") => match self.reloader.reload() {
                 Ok(not_applied) => ok_json(json!({
                     "status": "reloaded",

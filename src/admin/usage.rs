@@ -1,12 +1,11 @@
 //! `GET /admin/usage?group_by=key|model|upstream&since=&until=`: usage
 //! totals (design.md section 8), from the usage meter's per-minute totals.
 
-use super::api::{error, ok_json};
 use crate::limits::usage::{GroupBy, UsageMeter};
-use bytes::Bytes;
 use serde_json::{json, Value};
 
-pub fn answer(meter: &UsageMeter, query: Option<&str>) -> (u16, &'static str, Bytes) {
+/// The answer, or what is wrong with the query (a 400).
+pub fn answer(meter: &UsageMeter, query: Option<&str>) -> Result<Value, String> {
     let mut by = GroupBy::Key;
     let (mut since, mut until) = (None, None);
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -66,11 +65,11 @@ pub fn answer(meter: &UsageMeter, query: Option<&str>) -> (u16, &'static str, By
         GroupBy::Model => "model",
         GroupBy::Upstream => "upstream",
     };
-    ok_json(json!({"group_by": group_by, "since": time(since), "until": time(until), "rows": rows}))
+    Ok(json!({"group_by": group_by, "since": time(since), "until": time(until), "rows": rows}))
 }
 
-fn bad(message: &str) -> (u16, &'static str, Bytes) {
-    error(400, message, "invalid_request_error", "invalid_request")
+fn bad(message: &str) -> Result<Value, String> {
+    Err(message.to_string())
 }
 
 #[cfg(test)]

@@ -3,13 +3,15 @@
 
 mod env;
 mod file;
+mod issues;
 mod model;
 mod targets;
 mod validate;
 
 pub use env::interpolate;
+pub use issues::MAX_TARGETS_PER_MODEL;
 pub use model::*;
-pub use validate::{parse_byte_size, MAX_TARGETS_PER_MODEL};
+pub use validate::parse_byte_size;
 
 use std::fmt;
 use std::path::Path;

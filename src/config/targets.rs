@@ -2,8 +2,8 @@
 //! priority, weight and request parameter overrides.
 
 use super::file::{QuotaFile, TargetFile};
+use super::issues::{Issues, MAX_TARGETS_PER_MODEL};
 use super::model::{ParamRule, QuotaConfig, TargetConfig};
-use super::validate::{Issues, MAX_TARGETS_PER_MODEL};
 use std::collections::BTreeMap;
 
 pub(super) fn models(

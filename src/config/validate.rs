@@ -2,23 +2,12 @@
 //! as `key.path: what is wrong`; no message ever contains a secret value.
 
 use super::file::*;
+use super::issues::Issues;
 use super::model::*;
 use crate::secret::Secret;
 use http::{HeaderName, HeaderValue, Uri};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
-
-/// Targets per logical model are tracked in a 64-bit tried-set.
-pub const MAX_TARGETS_PER_MODEL: usize = 64;
-
-#[derive(Default)]
-pub(super) struct Issues(Vec<String>);
-
-impl Issues {
-    pub(super) fn add(&mut self, path: impl std::fmt::Display, msg: impl std::fmt::Display) {
-        self.0.push(format!("{path}: {msg}"));
-    }
-}
 
 fn duration(
     issues: &mut Issues,

@@ -14,6 +14,7 @@
 pub mod gcra;
 pub mod quota;
 pub mod usage;
+pub mod usage_log;
 
 pub use gcra::{Cell, Rate};
 pub use quota::Quota;

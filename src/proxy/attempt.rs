@@ -8,9 +8,8 @@
 //! to the next target unseen, and its effect on policy is `outcome`'s.
 
 use super::commit::commit;
-use super::ctx::{AttemptRecord, Outcome, RequestCtx};
+use super::ctx::{AttemptRecord, Done, Outcome, RequestCtx};
 use super::exchange::{budget, outgoing, try_target};
-use super::handler::Done;
 use super::outcome::{record_failure, FailKind};
 use super::respond;
 use super::rewrite::ParsedBody;

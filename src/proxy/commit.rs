@@ -2,9 +2,8 @@
 //! read of its body, and the rest is pumped through; a stream cut midway
 //! ends with an error event, a cut plain body with a cut connection.
 
-use super::ctx::RequestCtx;
+use super::ctx::{Done, RequestCtx};
 use super::exchange::{timed, Ready};
-use super::handler::Done;
 use super::outcome::record_failure;
 use super::respond;
 use super::usage::{Usage, UsageTail};

@@ -39,6 +39,13 @@ pub enum ModelSeen {
     Unrouted(String),
 }
 
+/// What the handler did; `Cut` drops the connection (a committed
+/// response could not be completed and must not look complete).
+pub enum Done {
+    Answered,
+    Cut,
+}
+
 pub struct RequestCtx {
     pub runtime: Arc<Runtime>,
     pub started: Instant,

@@ -3,7 +3,7 @@
 //! attempt loop. Errors here are answered before any upstream is contacted.
 
 use super::attempt;
-use super::ctx::{ModelSeen, RequestCtx};
+use super::ctx::{Done, ModelSeen, RequestCtx};
 use super::respond;
 use super::rewrite::{ParsedBody, CONCAT_LIMIT};
 use crate::config::LimitsConfig;
@@ -14,13 +14,6 @@ use crate::state::{ClientKey, Runtime};
 use bytes::{Bytes, BytesMut};
 use http::Method;
 use std::io;
-
-/// What the handler did; `Cut` drops the connection (a committed
-/// response could not be completed and must not look complete).
-pub enum Done {
-    Answered,
-    Cut,
-}
 
 pub async fn handle(client: &mut Client, req: &Request, ctx: &mut RequestCtx) -> io::Result<Done> {
     let rt = ctx.runtime.clone();

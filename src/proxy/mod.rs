@@ -83,8 +83,8 @@ impl Gateway {
         ctx.metrics.in_flight.inc();
         ctx.request_id = ctx::request_id(req.header("x-request-id"));
         let keep = match handler::handle(client, req, &mut ctx).await {
-            Ok(handler::Done::Answered) => true,
-            Ok(handler::Done::Cut) => false,
+            Ok(ctx::Done::Answered) => true,
+            Ok(ctx::Done::Cut) => false,
             Err(_) => {
                 // A write to the client failed: it is gone.
                 ctx.client_gone = true;
