@@ -1,6 +1,6 @@
 //! Process lifecycle through real signals and sockets: systemd readiness
-//! notification, and a graceful upgrade (new process with `-u`, SIGQUIT to the
-//! old) under load with a stream in flight.
+//! notification, graceful upgrades (new process with `-u`, SIGQUIT to the
+//! old) and a graceful stop (SIGTERM) under load with a stream in flight.
 
 mod common;
 use common::*;
@@ -268,5 +268,84 @@ async fn ten_upgrades_under_keep_alive_load_lose_no_request() {
         0,
         "failed requests across ten upgrades: {:?}",
         &failed[..failed.len().min(5)]
+    );
+}
+
+/// A graceful stop (SIGTERM) under closed-loop keep-alive load: every request
+/// sent gets its whole answer (the last one on each connection says
+/// `connection: close`), and a stream in flight completes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigterm_stop_under_keep_alive_load_loses_no_request() {
+    let slow = mock(Behavior::Ok {
+        events: 10,
+        event_delay: Duration::from_millis(50),
+    })
+    .await;
+    let fast = ok_mock().await;
+    let ups = upstream("slow", &slow.url(), "") + &upstream("fast", &fast.url(), "");
+    let cfg = config(
+        &ups,
+        "  stream: [{upstream: slow}]\n  chat: [{upstream: fast}]\n",
+        "",
+    ) + "server: {grace_period_seconds: 2, graceful_shutdown_timeout_seconds: 2}\n";
+    let gw = Gateway::start(&cfg).await;
+    let addr = gw.addr.clone();
+    let (ok, bad) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut clients = Vec::new();
+    for c in 0..9 {
+        let (addr, ok, bad, failures) = (addr.clone(), ok.clone(), bad.clone(), failures.clone());
+        clients.push(tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let stream = c == 0;
+            let body = chat_body(if stream { "stream" } else { "chat" }, stream);
+            let wire = format!(
+                "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {CLIENT_KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await else {
+                bad.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            // Bounded: at most 20,000 requests; ends when told `connection: close`.
+            for _ in 0..20_000 {
+                let r = match s.write_all(wire.as_bytes()).await {
+                    Ok(()) => tokio::time::timeout(Duration::from_secs(10), read_response(&mut s))
+                        .await
+                        .ok(),
+                    Err(_) => None,
+                };
+                let good = r.as_ref().is_some_and(|r| {
+                    r.status == 200
+                        && r.complete
+                        && (!stream || sse_data(&r.body).last().map(String::as_str) == Some("[DONE]"))
+                });
+                if good {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    bad.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut f) = failures.lock() {
+                        f.push(format!("{:?}", r.as_ref().map(|r| (r.status, r.complete, r.text()))));
+                    }
+                    return;
+                }
+                if r.as_ref().is_some_and(|r| r.header("connection") == Some("close")) {
+                    return;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    gw.signal("TERM");
+    for c in clients {
+        let _ = c.await;
+    }
+    let failed = failures.lock().map(|f| f.join("\n")).unwrap_or_default();
+    assert!(ok.load(Ordering::Relaxed) > 20, "load ran");
+    assert_eq!(
+        bad.load(Ordering::Relaxed),
+        0,
+        "failed requests across the stop:\n{failed}\n{}",
+        gw.log()
     );
 }
