@@ -189,13 +189,8 @@ async fn ten_upgrades_under_keep_alive_load_lose_no_request() {
             failures.clone(),
         );
         clients.push(tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
             let stream = c == 0;
-            let body = chat_body(if stream { "stream" } else { "chat" }, stream);
-            let wire = format!(
-                "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {CLIENT_KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            );
+            let wire = keep_alive_request(stream);
             let mut conn: Option<tokio::net::TcpStream> = None;
             // Bounded: at most 20,000 requests per client, and the test's stop flag.
             for _ in 0..20_000 {
@@ -209,28 +204,15 @@ async fn ten_upgrades_under_keep_alive_load_lose_no_request() {
                     bad.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
-                let r = match s.write_all(wire.as_bytes()).await {
-                    Ok(()) => tokio::time::timeout(Duration::from_secs(10), read_response(s))
-                        .await
-                        .ok(),
-                    Err(_) => None,
-                };
-                let good = r.as_ref().is_some_and(|r| {
-                    r.status == 200
-                        && r.complete
-                        && (!stream || sse_data(&r.body).last().map(String::as_str) == Some("[DONE]"))
-                });
+                let (good, close, r) = one_request(s, &wire, stream).await;
                 if good {
                     ok.fetch_add(1, Ordering::Relaxed);
                 } else {
                     bad.fetch_add(1, Ordering::Relaxed);
                     if let Ok(mut f) = failures.lock() {
-                        f.push(format!("{:?}", r.as_ref().map(|r| (r.status, r.complete, r.text()))));
+                        f.push(format!("{:?}", r.map(|r| (r.status, r.complete, r.text()))));
                     }
                 }
-                let close = r
-                    .as_ref()
-                    .is_none_or(|r| r.header("connection") == Some("close"));
                 if close {
                     conn = None;
                 }
@@ -296,40 +278,24 @@ async fn a_sigterm_stop_under_keep_alive_load_loses_no_request() {
     for c in 0..9 {
         let (addr, ok, bad, failures) = (addr.clone(), ok.clone(), bad.clone(), failures.clone());
         clients.push(tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
             let stream = c == 0;
-            let body = chat_body(if stream { "stream" } else { "chat" }, stream);
-            let wire = format!(
-                "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {CLIENT_KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            );
+            let wire = keep_alive_request(stream);
             let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await else {
                 bad.fetch_add(1, Ordering::Relaxed);
                 return;
             };
             // Bounded: at most 20,000 requests; ends when told `connection: close`.
             for _ in 0..20_000 {
-                let r = match s.write_all(wire.as_bytes()).await {
-                    Ok(()) => tokio::time::timeout(Duration::from_secs(10), read_response(&mut s))
-                        .await
-                        .ok(),
-                    Err(_) => None,
-                };
-                let good = r.as_ref().is_some_and(|r| {
-                    r.status == 200
-                        && r.complete
-                        && (!stream || sse_data(&r.body).last().map(String::as_str) == Some("[DONE]"))
-                });
-                if good {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                } else {
+                let (good, close, r) = one_request(&mut s, &wire, stream).await;
+                if !good {
                     bad.fetch_add(1, Ordering::Relaxed);
                     if let Ok(mut f) = failures.lock() {
-                        f.push(format!("{:?}", r.as_ref().map(|r| (r.status, r.complete, r.text()))));
+                        f.push(format!("{:?}", r.map(|r| (r.status, r.complete, r.text()))));
                     }
                     return;
                 }
-                if r.as_ref().is_some_and(|r| r.header("connection") == Some("close")) {
+                ok.fetch_add(1, Ordering::Relaxed);
+                if close {
                     return;
                 }
             }
@@ -348,4 +314,39 @@ async fn a_sigterm_stop_under_keep_alive_load_loses_no_request() {
         "failed requests across the stop:\n{failed}\n{}",
         gw.log()
     );
+}
+
+/// A keep-alive client's request: `stream` asks the streaming model.
+fn keep_alive_request(stream: bool) -> String {
+    let body = chat_body(if stream { "stream" } else { "chat" }, stream);
+    format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\nauthorization: Bearer {CLIENT_KEY}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Send `wire` on `s` and read its answer (10 s cap): whether it is whole (a
+/// stream to its `[DONE]`), whether the connection is done (no answer, or
+/// `connection: close`), and the answer.
+async fn one_request(
+    s: &mut tokio::net::TcpStream,
+    wire: &str,
+    stream: bool,
+) -> (bool, bool, Option<Response>) {
+    use tokio::io::AsyncWriteExt;
+    let r = match s.write_all(wire.as_bytes()).await {
+        Ok(()) => tokio::time::timeout(Duration::from_secs(10), read_response(s))
+            .await
+            .ok(),
+        Err(_) => None,
+    };
+    let good = r.as_ref().is_some_and(|r| {
+        r.status == 200
+            && r.complete
+            && (!stream || sse_data(&r.body).last().map(String::as_str) == Some("[DONE]"))
+    });
+    let close = r
+        .as_ref()
+        .is_none_or(|r| r.header("connection") == Some("close"));
+    (good, close, r)
 }
