@@ -31,6 +31,9 @@ pub enum GatewayError {
         attempts: String,
         retry_after: Option<Duration>,
     },
+    /// The shared limit state (Redis) cannot be reached and
+    /// `state.on_error` is `deny`.
+    StateUnavailable,
     Internal(String),
 }
 
@@ -47,6 +50,7 @@ impl GatewayError {
             Self::HeadersTooLarge(_) => 431,
             Self::RateLimited { .. } | Self::QuotaExceeded { .. } => 429,
             Self::Upstream { status, .. } => *status,
+            Self::StateUnavailable => 503,
             Self::Internal(_) => 500,
         }
     }
@@ -70,6 +74,7 @@ impl GatewayError {
             Self::Upstream { status: 504, .. } => ("upstream_error", "upstream_timeout"),
             Self::Upstream { status: 429, .. } => ("rate_limit_error", "upstream_rate_limited"),
             Self::Upstream { .. } => ("upstream_error", "upstream_error"),
+            Self::StateUnavailable => ("server_error", "state_unavailable"),
             Self::Internal(_) => ("server_error", "internal_error"),
         }
     }
@@ -106,6 +111,9 @@ impl GatewayError {
                 };
                 format!("all upstreams {what}: {attempts}")
             }
+            Self::StateUnavailable => {
+                "the shared rate-limit state is unreachable; try again shortly".into()
+            }
             Self::Internal(m) => format!("internal error: {m}"),
         }
     }
@@ -113,6 +121,7 @@ impl GatewayError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::StateUnavailable => Some(Duration::from_secs(1)),
             Self::Upstream { retry_after, .. } | Self::QuotaExceeded { retry_after } => {
                 *retry_after
             }

@@ -97,7 +97,12 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
     let reopen = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (access, writer) = access_log::new(cfg.access_log.clone(), reopen.clone());
     let (usage, usage_writer) = UsageMeter::new(cfg.usage_log.clone(), reopen.clone());
-    let runtime = Runtime::build(cfg, &connector_opts, None).map_err(|e| e.join("\n"))?;
+    let store = match &cfg.redis {
+        Some(r) => Some(crate::limits::redis::Store::new(r)?),
+        None => None,
+    };
+    let mut runtime = Runtime::build(cfg, &connector_opts, None).map_err(|e| e.join("\n"))?;
+    runtime.store = store.clone();
     if let Some(dir) = &state_path {
         crate::persist::load_at_start(dir, &runtime, &usage);
     }
@@ -155,6 +160,15 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
                 dir,
                 runtime: shared.clone(),
                 usage: usage.clone(),
+            },
+        ));
+    }
+    if let Some(store) = store {
+        server.add_service(background_service(
+            "state flush",
+            crate::limits::redis::Flusher {
+                store,
+                runtime: shared.clone(),
             },
         ));
     }

@@ -40,6 +40,8 @@ pub struct Runtime {
     pub breaker: BreakerPolicy,
     /// Metric series of requests for no configured model (`model="-"`).
     pub unrouted: ModelSeries,
+    /// `state: {backend: redis}`: the shared store (kept across reloads).
+    pub store: Option<Arc<crate::limits::redis::Store>>,
     /// One connector (and pool) per CA file; `None`: system roots.
     connectors: HashMap<Option<String>, Arc<Connector>>,
 }
@@ -133,6 +135,7 @@ impl Runtime {
             unrouted: ModelSeries::new(0),
             keys,
             breaker,
+            store: previous.and_then(|p| p.store.clone()),
             connectors,
         })
     }

@@ -110,14 +110,15 @@ impl AdminApi {
         let path = session.req_header().uri.path().to_string();
         let rt = self.runtime.load_full();
         match (method.as_str(), path.as_str()) {
-            ("GET", "/metrics") => (200, "text/plain; version=0.0.4", Bytes::from(self.metrics.render(&rt))),
+            ("GET", "/metrics") => (200, "text/plain; version=0.0.4", Bytes::from(self.metrics.render(&rt, &self.usage))),
             ("GET", "/admin/upstreams") => ok_json(upstreams_json(&rt)),
             ("GET", "/" | "/status") => (200, "text/html; charset=utf-8", Bytes::from_static(super::status::PAGE.as_bytes())),
             ("GET", "/admin/status") => ok_json(super::status::snapshot(&rt, &self.reloader)),
             ("GET", "/admin/config") => ok_json(config_json(&rt.config)),
-            ("GET", "/admin/usage") => match super::usage::answer(&self.usage, session.req_header().uri.query()) {
+            ("GET", "/admin/usage") => match super::usage::answer(&self.usage, rt.store.as_deref(), session.req_header().uri.query()).await {
                 Ok(v) => ok_json(v),
-                Err(m) => error(400, &m, "invalid_request_error", "invalid_request"),
+                Err(super::usage::Refusal::Query(m)) => error(400, &m, "invalid_request_error", "invalid_request"),
+                Err(super::usage::Refusal::Unavailable) => error(503, "usage totals are in Redis, which is unreachable", "server_error", "state_unavailable"),
             },
             ("POST", "/admin/reload") => match self.reloader.reload() {
                 Ok(not_applied) => ok_json(json!({
@@ -271,6 +272,12 @@ fn config_json(c: &Config) -> Value {
             "cooldown_s": secs(c.health_check.cooldown), "max_cooldown_s": secs(c.health_check.max_cooldown)},
         "limits": {"max_body_bytes": c.limits.max_body_bytes},
         "server": {"threads": c.server.threads, "grace_period_seconds": c.server.grace_period_seconds},
+        "state": match &c.redis {
+            Some(r) => json!({"backend": "redis", "url": crate::limits::redis::shown(&r.url), "prefix": r.prefix,
+                "on_error": match r.on_error { crate::config::OnError::Allow => "allow", crate::config::OnError::Deny => "deny" },
+                "timeout_s": secs(r.timeout)}),
+            None => json!({"backend": "local", "path": c.state_path}),
+        },
     })
 }
 

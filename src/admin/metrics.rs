@@ -2,6 +2,7 @@
 //! from the config (anything else is `-`), outcomes and status classes are fixed
 //! sets. Health and breaker gauges are filled at scrape time from the runtime.
 
+use crate::limits::usage::{GroupBy, UsageMeter};
 use crate::state::Runtime;
 use crate::upstream::circuit::{now_ms, State};
 use once_cell::sync::OnceCell;
@@ -24,6 +25,9 @@ pub struct Metrics {
     healthy: IntGaugeVec,
     circuit: IntGaugeVec,
     upstream_in_flight: IntGaugeVec,
+    key_requests: IntCounterVec,
+    key_tokens: IntCounterVec,
+    state_errors: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -97,13 +101,50 @@ impl Metrics {
                 "Requests currently sent to the upstream.",
                 &["upstream"],
             )?,
+            key_requests: counter(
+                "llmgate_key_requests_total",
+                "Answered requests by client key name (this process).",
+                &["key"],
+            )?,
+            key_tokens: counter(
+                "llmgate_key_tokens_total",
+                "Tokens by client key name and kind (prompt, completion; estimated where no usage was reported).",
+                &["key", "kind"],
+            )?,
+            state_errors: counter(
+                "llmgate_state_errors_total",
+                "Calls to the shared state store (Redis) that failed or timed out.",
+                &["backend"],
+            )?,
             registry,
         };
         Ok(m)
     }
 
     /// Prometheus text format, with health gauges taken from `rt` now.
-    pub fn render(&self, rt: &Runtime) -> Vec<u8> {
+    pub fn render(&self, rt: &Runtime, usage: &UsageMeter) -> Vec<u8> {
+        // Per-key series come from the usage totals at scrape time: nothing
+        // on the request path.
+        self.key_requests.reset();
+        self.key_tokens.reset();
+        for (key, row) in usage.query(GroupBy::Key, 0, u64::MAX) {
+            self.key_requests
+                .with_label_values(&[key.as_str()])
+                .inc_by(row.requests);
+            for (kind, n) in [
+                ("prompt", row.prompt_tokens),
+                ("completion", row.completion_tokens),
+            ] {
+                self.key_tokens
+                    .with_label_values(&[key.as_str(), kind])
+                    .inc_by(n);
+            }
+        }
+        if let Some(store) = &rt.store {
+            let c = self.state_errors.with_label_values(&["redis"]);
+            c.reset();
+            c.inc_by(store.errors.load(std::sync::atomic::Ordering::Relaxed));
+        }
         self.healthy.reset();
         self.circuit.reset();
         self.upstream_in_flight.reset();

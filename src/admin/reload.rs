@@ -79,6 +79,7 @@ fn restart_only(old: &Config, new: &Config) -> Vec<NotApplied> {
     check("server.upgrade_sock", o.upgrade_sock != n.upgrade_sock);
     check("log.access", old.access_log != new.access_log);
     check("state.path", old.state_path != new.state_path);
+    check("state (backend redis)", old.redis != new.redis);
     check("usage.log", old.usage_log != new.usage_log);
     out
 }

@@ -1,11 +1,25 @@
 //! `GET /admin/usage?group_by=key|model|upstream&since=&until=`: usage
-//! totals (design.md section 8), from the usage meter's per-minute totals.
+//! totals (design.md section 8): this process's per-minute totals, or with
+//! `state: {backend: redis}` every instance's per-hour totals from Redis.
 
+use crate::limits::redis::Store;
 use crate::limits::usage::{GroupBy, UsageMeter};
 use serde_json::{json, Value};
 
-/// The answer, or what is wrong with the query (a 400).
-pub fn answer(meter: &UsageMeter, query: Option<&str>) -> Result<Value, String> {
+/// Why there is no answer.
+pub enum Refusal {
+    /// The query is wrong (400).
+    Query(String),
+    /// Redis did not answer (503).
+    Unavailable,
+}
+
+/// The answer, or why there is none.
+pub async fn answer(
+    meter: &UsageMeter,
+    store: Option<&Store>,
+    query: Option<&str>,
+) -> Result<Value, Refusal> {
     let mut by = GroupBy::Key;
     let (mut since, mut until) = (None, None);
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
@@ -37,13 +51,23 @@ pub fn answer(meter: &UsageMeter, query: Option<&str>) -> Result<Value, String> 
             _ => return bad(&format!("unknown parameter `{k}`")),
         }
     }
-    // Totals are kept per minute: `since` counts from its minute, `until`
-    // up to the end of its minute.
-    let rows = meter.query(
-        by,
-        since.map_or(0, |s| s - s % 60),
-        until.map_or(u64::MAX, |u| u - u % 60 + 60),
-    );
+    // Totals are kept per minute (per hour in Redis): `since` counts from
+    // its minute, `until` up to the end of its minute.
+    let rows = match store {
+        None => meter.query(
+            by,
+            since.map_or(0, |s| s - s % 60),
+            until.map_or(u64::MAX, |u| u - u % 60 + 60),
+        ),
+        Some(store) => store
+            .usage(
+                by,
+                since.map_or(0, |s| s - s % 3600),
+                until.map_or(u64::MAX, |u| u - u % 3600 + 3600),
+            )
+            .await
+            .ok_or(Refusal::Unavailable)?,
+    };
     let time = |s: Option<u64>| {
         s.map_or(Value::Null, |s| {
             json!(humantime::format_rfc3339_seconds(
@@ -68,8 +92,8 @@ pub fn answer(meter: &UsageMeter, query: Option<&str>) -> Result<Value, String> 
     Ok(json!({"group_by": group_by, "since": time(since), "until": time(until), "rows": rows}))
 }
 
-fn bad(message: &str) -> Result<Value, String> {
-    Err(message.to_string())
+fn bad(message: &str) -> Result<Value, Refusal> {
+    Err(Refusal::Query(message.to_string()))
 }
 
 #[cfg(test)]

@@ -169,6 +169,7 @@ pub struct StateFile {
     pub url: Option<String>,
     pub prefix: Option<String>,
     pub on_error: Option<String>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

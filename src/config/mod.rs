@@ -5,6 +5,7 @@ mod env;
 mod file;
 mod issues;
 mod model;
+mod state;
 mod targets;
 mod validate;
 

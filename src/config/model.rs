@@ -23,6 +23,9 @@ pub struct Config {
     /// `state: {backend: local, path}`: where limit and quota state is saved
     /// (`None`: kept in memory only).
     pub state_path: Option<std::path::PathBuf>,
+    /// `state: {backend: redis, ...}`: limits, quotas and usage shared with
+    /// every instance using the same Redis.
+    pub redis: Option<RedisConfig>,
     /// `usage.log`: one JSON line per answered request to this file (`None`: off).
     pub usage_log: Option<String>,
     pub server: ServerSettings,
@@ -32,6 +35,25 @@ pub struct Config {
     /// Settings accepted for compatibility with the full design but not enforced by
     /// this build; logged as warnings at start so nobody relies on them silently.
     pub unenforced: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisConfig {
+    /// May carry a password: shown only as `redis://host:port/db`.
+    pub url: Secret,
+    pub prefix: String,
+    pub on_error: OnError,
+    /// Bound on one Redis call (connect or answer).
+    pub timeout: Duration,
+}
+
+/// What a request meets while Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// Serve, counting limits in this process alone.
+    Allow,
+    /// 503 for requests a limit applies to.
+    Deny,
 }
 
 #[derive(Debug, Clone)]

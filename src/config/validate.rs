@@ -9,7 +9,7 @@ use http::{HeaderName, HeaderValue, Uri};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-fn duration(
+pub(super) fn duration(
     issues: &mut Issues,
     path: &str,
     value: Option<&String>,
@@ -139,7 +139,7 @@ fn health_path(issues: &mut Issues, path: &str, p: &str) -> String {
 
 pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
     let mut issues = Issues::default();
-    let mut unenforced = Vec::new();
+    let unenforced = Vec::new();
 
     let listen = match file.listen {
         None => vec!["0.0.0.0:8080".to_string()],
@@ -515,34 +515,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
             None
         }
     };
-    let mut state_path = None;
-    if let Some(state) = file.state {
-        match state.backend.as_deref().unwrap_or("local") {
-            "local" => {
-                for (key, set) in [
-                    ("url", state.url.is_some()),
-                    ("prefix", state.prefix.is_some()),
-                    ("on_error", state.on_error.is_some()),
-                ] {
-                    if set {
-                        issues.add(format!("state.{key}"), "applies only to backend: redis");
-                    }
-                }
-                if let Some(p) = state.path {
-                    if !std::path::Path::new(&p).is_dir() {
-                        issues.add("state.path", format!("`{p}` is not a directory"));
-                    }
-                    state_path = Some(std::path::PathBuf::from(p));
-                }
-            }
-            "redis" if state.url.is_some() => unenforced.push("state.backend: redis".to_string()),
-            "redis" => issues.add("state.url", "is required with backend: redis"),
-            other => issues.add(
-                "state.backend",
-                format!("`{other}` is not one of local, redis"),
-            ),
-        }
-    }
+    let (state_path, redis) = super::state::state(&mut issues, file.state);
     if file.routes.is_some() {
         issues.add(
             "routes",
@@ -646,6 +619,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
             body_total_timeout,
         },
         state_path,
+        redis,
         usage_log,
         server,
         log_level,

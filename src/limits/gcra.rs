@@ -36,6 +36,11 @@ impl Rate {
         }
     }
 
+    /// Microseconds of TAT one unit costs.
+    pub fn unit_us(&self) -> u64 {
+        self.unit_us
+    }
+
     fn cost_us(&self, units: u64) -> u64 {
         units.saturating_mul(self.unit_us)
     }

@@ -13,6 +13,7 @@
 
 pub mod gcra;
 pub mod quota;
+pub mod redis;
 pub mod usage;
 pub mod usage_log;
 
@@ -45,12 +46,20 @@ pub enum Refused {
 }
 
 /// Tokens a request reserved against its key's `tpm`, settled at its end.
-#[derive(Debug)]
 pub struct Reservation {
-    pub meter: Arc<KeyMeter>,
+    pub(crate) home: Home,
     pub rate: Rate,
     pub tokens: u64,
-    settled: AtomicBool,
+    pub(crate) settled: AtomicBool,
+}
+
+/// Where a reservation was taken.
+pub(crate) enum Home {
+    Local(Arc<KeyMeter>),
+    Shared {
+        store: Arc<redis::Store>,
+        key: Arc<str>,
+    },
 }
 
 impl KeyLimits {
@@ -95,7 +104,7 @@ impl KeyLimits {
             return Err(Refused::Tokens(wait));
         }
         Ok(Some(Reservation {
-            meter: self.meter.clone(),
+            home: Home::Local(self.meter.clone()),
             rate: t,
             tokens,
             settled: AtomicBool::new(false),
@@ -110,8 +119,12 @@ impl Reservation {
             return;
         }
         let delta = used as i64 - self.tokens as i64;
-        if delta != 0 {
-            self.meter.tokens.settle(self.rate, now_us(), delta);
+        if delta == 0 {
+            return;
+        }
+        match &self.home {
+            Home::Local(meter) => meter.tokens.settle(self.rate, now_us(), delta),
+            Home::Shared { store, key } => store.settle(key, self.rate, delta),
         }
     }
 }

@@ -19,6 +19,9 @@ pub struct Quota {
     tokens: AtomicU64,
     /// Unix seconds of the next reset; `u64::MAX`: none.
     next_reset: AtomicU64,
+    /// Counted here and not yet added to the shared store (Redis).
+    unsynced_requests: AtomicU64,
+    unsynced_tokens: AtomicU64,
 }
 
 impl Quota {
@@ -29,6 +32,8 @@ impl Quota {
             requests: AtomicU64::new(0),
             tokens: AtomicU64::new(0),
             next_reset: AtomicU64::new(next),
+            unsynced_requests: AtomicU64::new(0),
+            unsynced_tokens: AtomicU64::new(0),
         }
     }
 
@@ -40,6 +45,12 @@ impl Quota {
             .store(self.requests.load(Ordering::Relaxed), Ordering::Relaxed);
         q.tokens
             .store(self.tokens.load(Ordering::Relaxed), Ordering::Relaxed);
+        for (to, from) in [
+            (&q.unsynced_requests, &self.unsynced_requests),
+            (&q.unsynced_tokens, &self.unsynced_tokens),
+        ] {
+            to.store(from.swap(0, Ordering::AcqRel), Ordering::Relaxed);
+        }
         if q.cfg.reset.as_ref().map(|c| c.pattern.to_string())
             == self.cfg.reset.as_ref().map(|c| c.pattern.to_string())
         {
@@ -62,8 +73,14 @@ impl Quota {
             .compare_exchange(next, after, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            self.requests.store(0, Ordering::Release);
-            self.tokens.store(0, Ordering::Release);
+            for c in [
+                &self.requests,
+                &self.tokens,
+                &self.unsynced_requests,
+                &self.unsynced_tokens,
+            ] {
+                c.store(0, Ordering::Release);
+            }
         }
     }
 
@@ -85,11 +102,40 @@ impl Quota {
     /// A request is sent to the target.
     pub fn count_request(&self) {
         self.requests.fetch_add(1, Ordering::AcqRel);
+        self.unsynced_requests.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The target's answer used `n` tokens.
     pub fn count_tokens(&self, n: u64) {
         self.tokens.fetch_add(n, Ordering::AcqRel);
+        self.unsynced_tokens.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// For the shared store: (requests, tokens) counted here since the last
+    /// call, and the current period's reset instant.
+    pub fn unsynced(&self, now_s: u64) -> (u64, u64, Option<u64>) {
+        self.roll(now_s);
+        let next = self.next_reset.load(Ordering::Acquire);
+        (
+            self.unsynced_requests.swap(0, Ordering::AcqRel),
+            self.unsynced_tokens.swap(0, Ordering::AcqRel),
+            (next != u64::MAX).then_some(next),
+        )
+    }
+
+    /// The shared totals (every instance's) after adding ours: they become
+    /// this process's view, plus what it counted meanwhile.
+    pub fn synced(&self, requests: u64, tokens: u64) {
+        let r = requests + self.unsynced_requests.load(Ordering::Acquire);
+        let t = tokens + self.unsynced_tokens.load(Ordering::Acquire);
+        self.requests.store(r, Ordering::Release);
+        self.tokens.store(t, Ordering::Release);
+    }
+
+    /// Counts [`Quota::unsynced`] took that could not be sent.
+    pub fn unsync(&self, requests: u64, tokens: u64) {
+        self.unsynced_requests.fetch_add(requests, Ordering::AcqRel);
+        self.unsynced_tokens.fetch_add(tokens, Ordering::AcqRel);
     }
 
     /// Merge a saved state (a restart): counts of the same period (same next

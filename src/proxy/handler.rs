@@ -9,6 +9,7 @@ use super::rewrite::{ParsedBody, CONCAT_LIMIT};
 use crate::config::LimitsConfig;
 use crate::downstream::{Client, Request};
 use crate::error::GatewayError;
+use crate::limits::redis::Denied;
 use crate::limits::Refused;
 use crate::state::{ClientKey, Runtime};
 use bytes::{Bytes, BytesMut};
@@ -112,9 +113,15 @@ pub async fn handle(client: &mut Client, req: &Request, ctx: &mut RequestCtx) ->
                 Some(_) => crate::limits::estimate(parsed.body.len(), parsed.max_completion),
                 None => 0,
             };
-            match limits.admit(crate::limits::now_us(), tokens) {
+            let verdict = match &rt.store {
+                Some(store) => store.admit(&k.name, limits, tokens).await,
+                None => limits
+                    .admit(crate::limits::now_us(), tokens)
+                    .map_err(Denied::Limit),
+            };
+            match verdict {
                 Ok(reservation) => ctx.reservation = reservation,
-                Err(refused) => {
+                Err(Denied::Limit(refused)) => {
                     let (retry_after, tokens) = match refused {
                         Refused::Requests(w) => (w, false),
                         Refused::Tokens(w) => (w, true),
@@ -124,6 +131,9 @@ pub async fn handle(client: &mut Client, req: &Request, ctx: &mut RequestCtx) ->
                         tokens,
                     };
                     return fail(client, ctx, e).await;
+                }
+                Err(Denied::Unavailable) => {
+                    return fail(client, ctx, GatewayError::StateUnavailable).await;
                 }
             }
         }

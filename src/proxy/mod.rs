@@ -153,7 +153,7 @@ impl Gateway {
             ),
             None => (0, 0, false),
         };
-        self.usage.record(Record {
+        let record = Record {
             at_s: crate::limits::quota::now_s(),
             request_id: if self.usage.logs {
                 ctx.request_id.clone()
@@ -167,7 +167,11 @@ impl Gateway {
             prompt,
             completion,
             estimated,
-        });
+        };
+        if let Some(store) = &ctx.runtime.store {
+            store.record(&record);
+        }
+        self.usage.record(record);
     }
 
     /// Metrics and the access-log line of one request.

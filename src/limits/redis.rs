@@ -1,0 +1,504 @@
+//! `state: {backend: redis}`: rate windows, quotas and usage totals shared by
+//! every llmgate using the same Redis (and kept there across restarts).
+//!
+//! On the request path there is one round trip: admission, a Lua script that
+//! runs the key's `rpm` and `tpm` GCRA cells ([`super::gcra`]'s arithmetic on
+//! Redis's clock, so instances' clocks need not agree) and takes both or
+//! neither. Everything else — settling a `tpm` reservation, usage totals,
+//! quota counts — is queued and sent by the [`Flusher`] as one pipeline every
+//! [`FLUSH_EVERY`]; its answers bring back the quota counts of the other
+//! instances.
+//!
+//! Keys (all under `prefix`, all with a TTL):
+//! - `rl:{key}:rpm`, `rl:{key}:tpm`: a hash `{t: TAT µs, u: µs per unit}`,
+//!   expiring when the cell is full again;
+//! - `q:{model}:{upstream}:{target model}:{next reset}`: a hash
+//!   `{requests, tokens}` per quota period, expiring a day after it ends;
+//! - `u:{hour}`: a hash of usage totals of one hour, fields
+//!   `{key|model|upstream}:{name}:{metric}`, kept [`USAGE_KEEP_S`]; `u:hours`
+//!   indexes the hours (a sorted set trimmed to the same age).
+//!
+//! While Redis cannot be reached, `on_error: allow` admits with this
+//! process's own cells (logged once per outage, counted in
+//! `llmgate_state_errors_total`) and `deny` answers 503; the connection
+//! manager reconnects by itself.
+
+use super::usage::{GroupBy, Record, Row};
+use super::{KeyLimits, Refused};
+use crate::config::{OnError, RedisConfig};
+use crate::state::SharedRuntime;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// Usage totals are kept this long (400 days).
+pub const USAGE_KEEP_S: u64 = 400 * 24 * 3600;
+
+const ADMIT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local period = tonumber(ARGV[4])
+local function cell(key, unit, units)
+  local v = redis.call('HMGET', key, 't', 'u')
+  local tat = tonumber(v[1] or '0')
+  local was = tonumber(v[2] or '0')
+  if tat > now and was > 0 and was ~= unit then
+    tat = now + math.ceil((tat - now) / was) * unit
+  end
+  local cost = unit * units
+  local base = math.max(tat, now)
+  local used = base - now
+  local needed = math.min(cost, period)
+  if used + needed > period then return nil, used + needed - period end
+  return base + cost, 0
+end
+local r_unit, t_unit, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local r_tat, t_tat
+if r_unit > 0 then
+  local n, wait = cell(KEYS[1], r_unit, 1)
+  if not n then return {1, wait} end
+  r_tat = n
+end
+if t_unit > 0 then
+  local n, wait = cell(KEYS[2], t_unit, tokens)
+  if not n then return {2, wait} end
+  t_tat = n
+end
+if r_tat then
+  redis.call('HSET', KEYS[1], 't', string.format('%.0f', r_tat), 'u', r_unit)
+  redis.call('PEXPIRE', KEYS[1], math.floor((r_tat - now) / 1000) + 1000)
+end
+if t_tat then
+  redis.call('HSET', KEYS[2], 't', string.format('%.0f', t_tat), 'u', t_unit)
+  redis.call('PEXPIRE', KEYS[2], math.floor((t_tat - now) / 1000) + 1000)
+end
+return {0, 0}
+"#;
+
+const SETTLE: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local unit, delta = tonumber(ARGV[1]), tonumber(ARGV[2])
+local tat = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
+local cost = unit * math.abs(delta)
+local new
+if delta >= 0 then new = math.max(tat, now) + cost
+elseif tat <= now then return 0
+else new = math.max(tat - cost, now) end
+if new <= now then redis.call('DEL', KEYS[1]) return 0 end
+redis.call('HSET', KEYS[1], 't', string.format('%.0f', new), 'u', unit)
+redis.call('PEXPIRE', KEYS[1], math.floor((new - now) / 1000) + 1000)
+return 0
+"#;
+
+/// Why a shared admission did not admit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    Limit(Refused),
+    /// Redis unreachable and `on_error: deny`.
+    Unavailable,
+}
+
+/// A write the flusher sends with the next pipeline.
+enum Write {
+    Settle {
+        key: Arc<str>,
+        unit_us: u64,
+        delta: i64,
+    },
+    Usage(Box<Record>),
+}
+
+pub struct Store {
+    client: redis::Client,
+    con: tokio::sync::OnceCell<ConnectionManager>,
+    prefix: String,
+    on_error: OnError,
+    timeout: Duration,
+    /// `host:port/db`, for logs: never the password.
+    pub shown: String,
+    admit: redis::Script,
+    settle: redis::Script,
+    queue: Mutex<Vec<Write>>,
+    /// Redis was unreachable on the last call (one log line per outage).
+    down: AtomicBool,
+    pub errors: AtomicU64,
+}
+
+impl Store {
+    pub fn new(cfg: &RedisConfig) -> Result<Arc<Store>, String> {
+        let client = redis::Client::open(cfg.url.expose())
+            .map_err(|_| "state.url: is not a Redis URL".to_string())?;
+        let shown = shown_of(&client);
+        Ok(Arc::new(Store {
+            client,
+            con: tokio::sync::OnceCell::new(),
+            prefix: cfg.prefix.clone(),
+            on_error: cfg.on_error,
+            timeout: cfg.timeout,
+            shown,
+            admit: redis::Script::new(ADMIT),
+            settle: redis::Script::new(SETTLE),
+            queue: Mutex::new(Vec::new()),
+            down: AtomicBool::new(false),
+            errors: AtomicU64::new(0),
+        }))
+    }
+
+    async fn con(&self) -> redis::RedisResult<ConnectionManager> {
+        let c = self
+            .con
+            .get_or_try_init(|| async {
+                let cfg = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_secs(1));
+                ConnectionManager::new_lazy_with_config(self.client.clone(), cfg)
+            })
+            .await?;
+        Ok(c.clone())
+    }
+
+    /// Run one call, bounded by `timeout`; a failure is counted and logged
+    /// once per outage.
+    async fn call<T, F>(&self, f: impl FnOnce(ConnectionManager) -> F) -> Option<T>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let out = match self.con().await {
+            Ok(c) => tokio::time::timeout(self.timeout, f(c)).await,
+            Err(e) => Ok(Err(e)),
+        };
+        match out {
+            Ok(Ok(v)) => {
+                if self.down.swap(false, Ordering::Relaxed) {
+                    log::warn!("state: redis at {} reachable again", self.shown);
+                }
+                Some(v)
+            }
+            Ok(Err(e)) => {
+                // The kind only: an error's text can quote what was sent.
+                let why = if e.is_connection_refusal() {
+                    "connection refused".to_string()
+                } else if e.is_timeout() {
+                    "timed out".to_string()
+                } else {
+                    format!("{:?}", e.kind())
+                };
+                self.failed(&why);
+                None
+            }
+            Err(_) => {
+                self.failed("timed out");
+                None
+            }
+        }
+    }
+
+    fn failed(&self, why: &str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if !self.down.swap(true, Ordering::Relaxed) {
+            let then = match self.on_error {
+                OnError::Allow => "admitting with this process's own limits",
+                OnError::Deny => "answering 503 where a limit applies",
+            };
+            log::error!("state: redis at {} failed ({why}); {then}", self.shown);
+        }
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    fn cell_key(&self, key: &str, which: &str) -> String {
+        format!("{}rl:{key}:{which}", self.prefix)
+    }
+
+    /// Admit one request of key `name` that may use `tokens`: in Redis, or —
+    /// Redis away and `on_error: allow` — with this process's cells.
+    pub async fn admit(
+        self: &Arc<Self>,
+        name: &Arc<str>,
+        limits: &KeyLimits,
+        tokens: u64,
+    ) -> Result<Option<super::Reservation>, Denied> {
+        let r_unit = limits.rpm.map_or(0, |r| r.unit_us());
+        let t_unit = limits.tpm.map_or(0, |r| r.unit_us());
+        let mut inv = self.admit.prepare_invoke();
+        inv.key(self.cell_key(name, "rpm"))
+            .key(self.cell_key(name, "tpm"))
+            .arg(r_unit)
+            .arg(t_unit)
+            .arg(tokens)
+            .arg(super::gcra::PERIOD_US);
+        let verdict: Option<(u8, u64)> = self
+            .call(|mut c| async move { inv.invoke_async(&mut c).await })
+            .await;
+        match verdict {
+            Some((0, _)) => Ok(limits.tpm.map(|rate| super::Reservation {
+                home: super::Home::Shared {
+                    store: self.clone(),
+                    key: name.clone(),
+                },
+                rate,
+                tokens,
+                settled: AtomicBool::new(false),
+            })),
+            Some((1, wait)) => Err(Denied::Limit(Refused::Requests(Duration::from_micros(
+                wait,
+            )))),
+            Some((_, wait)) => Err(Denied::Limit(Refused::Tokens(Duration::from_micros(wait)))),
+            None => match self.on_error {
+                OnError::Allow => limits.admit(super::now_us(), tokens).map_err(Denied::Limit),
+                OnError::Deny => Err(Denied::Unavailable),
+            },
+        }
+    }
+
+    /// Correct a reservation by `delta` tokens (sent with the next flush).
+    pub fn settle(&self, key: &Arc<str>, rate: super::Rate, delta: i64) {
+        self.push(Write::Settle {
+            key: key.clone(),
+            unit_us: rate.unit_us(),
+            delta,
+        });
+    }
+
+    /// Add an answered request to the shared usage totals.
+    pub fn record(&self, r: &Record) {
+        self.push(Write::Usage(Box::new(r.clone())));
+    }
+
+    fn push(&self, w: Write) {
+        if let Ok(mut q) = self.queue.lock() {
+            // Bounded while Redis is away: the oldest writes are the ones lost.
+            if q.len() >= 1 << 20 {
+                q.clear();
+            }
+            q.push(w);
+        }
+    }
+
+    /// Usage totals of the hours starting in `[since, until)`, grouped.
+    pub async fn usage(
+        &self,
+        by: GroupBy,
+        since: u64,
+        until: u64,
+    ) -> Option<BTreeMap<String, Row>> {
+        let index = format!("{}u:hours", self.prefix);
+        let hours: Vec<u64> = self
+            .call(|mut c| async move {
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(index)
+                    .arg(since)
+                    .arg(format!("({until}"))
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let mut pipe = redis::pipe();
+        for h in &hours {
+            pipe.hgetall(format!("{}u:{h}", self.prefix));
+        }
+        let maps: Vec<HashMap<String, u64>> = self
+            .call(|mut c| async move { pipe.query_async(&mut c).await })
+            .await?;
+        let group = match by {
+            GroupBy::Key => "key:",
+            GroupBy::Model => "model:",
+            GroupBy::Upstream => "upstream:",
+        };
+        let mut out: BTreeMap<String, Row> = BTreeMap::new();
+        for (field, n) in maps.iter().flatten() {
+            let Some(rest) = field.strip_prefix(group) else {
+                continue;
+            };
+            let Some((name, metric)) = rest.rsplit_once(':') else {
+                continue;
+            };
+            let row = out.entry(name.to_string()).or_default();
+            match metric {
+                "requests" => row.requests += n,
+                "prompt" => row.prompt_tokens += n,
+                "completion" => row.completion_tokens += n,
+                "estimated" => row.estimated_tokens += n,
+                _ => {}
+            }
+        }
+        for r in out.values_mut() {
+            r.total_tokens = r.prompt_tokens + r.completion_tokens;
+        }
+        Some(out)
+    }
+}
+
+/// `host:port/db` of a Redis URL: never its user or password.
+pub fn shown(url: &crate::secret::Secret) -> String {
+    redis::Client::open(url.expose()).map_or_else(|_| "(invalid)".to_string(), |c| shown_of(&c))
+}
+
+fn shown_of(client: &redis::Client) -> String {
+    let info = client.get_connection_info();
+    format!("{}/{}", info.addr(), info.redis_settings().db())
+}
+
+/// Sends the queued writes and syncs quota counts, every [`FLUSH_EVERY`].
+pub struct Flusher {
+    pub store: Arc<Store>,
+    pub runtime: SharedRuntime,
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for Flusher {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        log::info!("state: shared in redis at {}", self.store.shown);
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.flush().await,
+                _ = shutdown.changed() => {
+                    self.flush().await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Flusher {
+    async fn flush(&self) {
+        let store = &self.store;
+        let writes = match store.queue.lock() {
+            Ok(mut q) => std::mem::take(&mut *q),
+            Err(_) => return,
+        };
+        let rt = self.runtime.load_full();
+        let now_s = super::quota::now_s();
+        let mut pipe = redis::pipe();
+        let p = &store.prefix;
+
+        // Settlements of one key add up (one script call per key).
+        let mut settle: HashMap<(Arc<str>, u64), i64> = HashMap::new();
+        let mut usage: HashMap<(u64, String), u64> = HashMap::new();
+        for w in &writes {
+            match w {
+                Write::Settle {
+                    key,
+                    unit_us,
+                    delta,
+                } => *settle.entry((key.clone(), *unit_us)).or_default() += delta,
+                Write::Usage(r) => {
+                    let hour = r.at_s - r.at_s % 3600;
+                    let mut add = |field: String, n: u64| {
+                        if n > 0 {
+                            *usage.entry((hour, field)).or_default() += n;
+                        }
+                    };
+                    let est = if r.estimated {
+                        r.prompt + r.completion
+                    } else {
+                        0
+                    };
+                    let groups = [
+                        ("key", r.key.as_deref()),
+                        ("model", Some(&*r.model)),
+                        ("upstream", Some(&*r.upstream)),
+                    ];
+                    for (g, name) in groups {
+                        let Some(name) = name else { continue };
+                        add(format!("{g}:{name}:requests"), 1);
+                        add(format!("{g}:{name}:prompt"), r.prompt);
+                        add(format!("{g}:{name}:completion"), r.completion);
+                        add(format!("{g}:{name}:estimated"), est);
+                    }
+                }
+            }
+        }
+        if settle.values().any(|d| *d != 0) {
+            // EVALSHA in a pipeline cannot fall back to EVAL: load the script
+            // first (a no-op when Redis has it; it may have restarted).
+            pipe.cmd("SCRIPT").arg("LOAD").arg(SETTLE).ignore();
+        }
+        for ((key, unit), delta) in &settle {
+            if *delta != 0 {
+                let mut inv = store.settle.prepare_invoke();
+                inv.key(store.cell_key(key, "tpm")).arg(*unit).arg(*delta);
+                pipe.invoke_script(&inv).ignore();
+            }
+        }
+        let mut hours: Vec<u64> = usage.keys().map(|(h, _)| *h).collect();
+        hours.sort_unstable();
+        hours.dedup();
+        for ((hour, field), n) in &usage {
+            pipe.hincr(format!("{p}u:{hour}"), field, *n).ignore();
+        }
+        for h in &hours {
+            pipe.expire(format!("{p}u:{h}"), USAGE_KEEP_S as i64)
+                .ignore();
+            pipe.zadd(format!("{p}u:hours"), h, h).ignore();
+        }
+        if !hours.is_empty() {
+            let oldest = now_s.saturating_sub(USAGE_KEEP_S);
+            pipe.cmd("ZREMRANGEBYSCORE")
+                .arg(format!("{p}u:hours"))
+                .arg("-inf")
+                .arg(format!("({oldest}"))
+                .ignore();
+        }
+
+        // Quotas: add this process's counts since the last flush and read
+        // the totals back (every instance's).
+        let mut quotas = Vec::new();
+        for route in rt.models.values() {
+            for t in &route.targets {
+                let Some(q) = &t.quota else { continue };
+                let (dr, dt, next) = q.unsynced(now_s);
+                let period = next.map_or("never".to_string(), |n| n.to_string());
+                let up = rt.upstreams.get(t.upstream).map_or("", |u| u.name());
+                let key = format!("{p}q:{}:{up}:{}:{period}", route.name, t.model);
+                pipe.hincr(&key, "requests", dr).hincr(&key, "tokens", dt);
+                let ttl = next.map_or(USAGE_KEEP_S, |n| n.saturating_sub(now_s) + 86_400);
+                pipe.expire(&key, ttl as i64).ignore();
+                quotas.push((q.clone(), dr, dt));
+            }
+        }
+        if writes.is_empty() && quotas.is_empty() {
+            return;
+        }
+        let answer: Option<Vec<u64>> = store
+            .call(|mut c| async move { pipe.query_async(&mut c).await })
+            .await;
+        match answer {
+            Some(totals) => {
+                for ((q, _, _), pair) in quotas.iter().zip(totals.chunks(2)) {
+                    if let [r, t] = pair {
+                        q.synced(*r, *t);
+                    }
+                }
+            }
+            None => {
+                // Not sent: quota counts stay unsynced for the next try;
+                // usage totals are queued again (settlements are dropped:
+                // their cells expire within the minute anyway).
+                for (q, dr, dt) in &quotas {
+                    q.unsync(*dr, *dt);
+                }
+                let usage: Vec<Write> = writes
+                    .into_iter()
+                    .filter(|w| matches!(w, Write::Usage(_)))
+                    .collect();
+                if let Ok(mut q) = store.queue.lock() {
+                    if q.len() < 1 << 20 {
+                        q.extend(usage);
+                    }
+                }
+            }
+        }
+    }
+}
