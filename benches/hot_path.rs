@@ -109,6 +109,37 @@ fn keys(c: &mut Criterion) {
     });
 }
 
+/// Admission (key lookup, rpm + tpm cells, settlement) with one key and with
+/// 10k keys in `auth.api_keys`: the per-key state is its own pair of atomics,
+/// so the count of keys must not show.
+fn admission(c: &mut Criterion) {
+    use llmgate::limits::{now_us, KeyLimits};
+    let mut g = c.benchmark_group("admission");
+    for n in [1usize, 10_000] {
+        let keys: HashMap<String, KeyLimits> = (0..n)
+            .map(|i| {
+                let l = KeyLimits::new(Some(1_000_000_000), Some(1_000_000_000), None);
+                (
+                    format!("sk-client-{i:08}-abcdefghijklmnop"),
+                    l.expect("limits"),
+                )
+            })
+            .collect();
+        let names: Vec<String> = keys.keys().cloned().collect();
+        let mut i = 0;
+        g.bench_function(BenchmarkId::new("lookup_admit_settle", n), |b| {
+            b.iter(|| {
+                i = (i + 1) % names.len();
+                let l = keys.get(black_box(names[i].as_str())).expect("key");
+                if let Ok(Some(r)) = l.admit(now_us(), 300) {
+                    r.settle(120);
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
 fn config_load(c: &mut Criterion) {
     let text = include_str!("../conf/llmgate.example.yaml");
     c.bench_function("config_parse_validate_example", |b| {
@@ -116,5 +147,5 @@ fn config_load(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, rewrite, routing, sse, keys, config_load);
+criterion_group!(benches, rewrite, routing, sse, keys, admission, config_load);
 criterion_main!(benches);

@@ -257,6 +257,12 @@ async fn read_request(stream: &mut TcpStream, buf: &mut BytesMut) -> Option<Seen
     }
 }
 
+/// `stream_options.include_usage` of a request body (as OpenAI reads it).
+fn include_usage(body: &[u8]) -> bool {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    v.pointer("/stream_options/include_usage") == Some(&serde_json::Value::Bool(true))
+}
+
 fn request_model(body: &[u8]) -> (String, bool) {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let model = v
@@ -275,6 +281,27 @@ pub fn chat_completion(model: &str) -> String {
         "usage": {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15}
     })
     .to_string()
+}
+
+/// OpenAI's stream with `include_usage`: `"usage":null` in every chunk
+/// (serde_json's sorted keys put it last) and a usage-only chunk at the end.
+pub fn sse_event_with_usage_null(model: &str, i: usize) -> String {
+    let chunk = serde_json::json!({
+        "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000u64, "model": model,
+        "choices": [{"index": 0, "delta": {"content": format!("tok{i} ")}, "finish_reason": null}],
+        "usage": null
+    });
+    format!("data: {chunk}\n\n")
+}
+
+/// The usage-only chunk that ends a stream of `events` with `include_usage`.
+pub fn sse_usage_event(model: &str, events: usize) -> String {
+    let chunk = serde_json::json!({
+        "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000u64, "model": model,
+        "choices": [],
+        "usage": {"prompt_tokens": 9, "completion_tokens": events, "total_tokens": 9 + events}
+    });
+    format!("data: {chunk}\n\n")
 }
 
 pub fn sse_event(model: &str, i: usize) -> String {
@@ -306,11 +333,16 @@ async fn respond(stream: &mut TcpStream, req: &Seen, behavior: Behavior) -> bool
                     write_json(stream, 200, &[], body).await?;
                 } else if want_stream {
                     stream.write_all(SSE_HEAD).await?;
+                    let usage = include_usage(&req.body);
                     for i in 0..events {
                         if !event_delay.is_zero() {
                             tokio::time::sleep(event_delay).await;
                         }
-                        write_chunk(stream, sse_event(&model, i).as_bytes()).await?;
+                        let ev = if usage { sse_event_with_usage_null(&model, i) } else { sse_event(&model, i) };
+                        write_chunk(stream, ev.as_bytes()).await?;
+                    }
+                    if usage {
+                        write_chunk(stream, sse_usage_event(&model, events).as_bytes()).await?;
                     }
                     write_chunk(stream, b"data: [DONE]\n\n").await?;
                     stream.write_all(b"0\r\n\r\n").await?;

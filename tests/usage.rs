@@ -135,12 +135,20 @@ async fn totals_by_key_model_and_upstream() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stream_without_usage_is_estimated_and_flagged() {
-    let m = mock(Behavior::Ok {
-        events: 3,
-        event_delay: Duration::from_millis(1),
-    })
-    .await;
-    let ups = upstream("up", &m.url(), "");
+    // An upstream that ignores `stream_options`: no usage anywhere.
+    let raw = RawUpstream::start().await;
+    let events: String = (0..3)
+        .map(|i| llmgate::mock::sse_event("chat", i))
+        .collect();
+    let body = format!("{events}data: [DONE]\n\n");
+    raw.script([RawReply::Send(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )]);
+    let ups = upstream("up", &raw.url(), "");
     let cfg = config(&ups, "  chat: [{upstream: up}]\n", "")
         + &format!("admin: {{listen: \"@ADMIN@\", api_key: {ADMIN}}}\n");
     let gw = Gateway::start(&cfg).await;
@@ -148,8 +156,65 @@ async fn a_stream_without_usage_is_estimated_and_flagged() {
         .post("/v1/chat/completions", &auth(), &chat_body("chat", true))
         .await;
     assert_eq!(r.status, 200);
+    assert_eq!(r.text(), body, "passed through unchanged");
     let row = rows(&gw, "?group_by=model", 1).await["chat"].clone();
     let total = row["total_tokens"].as_u64().unwrap();
     assert!(total > 0, "{row}");
     assert_eq!(row["estimated_tokens"].as_u64(), Some(total), "{row}");
+}
+
+/// The body of a stream straight from the mock, as a client would get it.
+async fn direct(m: &Mock, body: &str) -> Vec<u8> {
+    let r = request(
+        &m.addr.to_string(),
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    r.body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_is_asked_for_usage_and_the_client_gets_the_bytes_it_would_have() {
+    let m = mock(Behavior::Ok {
+        events: 5,
+        event_delay: Duration::from_millis(1),
+    })
+    .await;
+    let ups = upstream("up", &m.url(), "");
+    let cfg = config(&ups, "  chat: [{upstream: up}]\n", "")
+        + &format!("admin: {{listen: \"@ADMIN@\", api_key: {ADMIN}}}\n");
+    let gw = Gateway::start(&cfg).await;
+
+    // The client did not ask for usage: llmgate does, and takes out what
+    // that adds — the bytes equal a direct stream without the option.
+    let plain = chat_body("chat", true);
+    let want = direct(&m, &plain).await;
+    assert!(!String::from_utf8_lossy(&want).contains("usage"));
+    let r = gw.post("/v1/chat/completions", &auth(), &plain).await;
+    assert_eq!(r.status, 200);
+    assert!(r.complete && r.chunked);
+    assert_eq!(r.text(), String::from_utf8_lossy(&want), "byte-identical");
+    let sent = m.seen().last().expect("a request").body.clone();
+    let sent = String::from_utf8(sent).unwrap();
+    assert!(
+        sent.starts_with(r#"{"stream_options":{"include_usage":true},"#),
+        "{sent}"
+    );
+    // ... and the usage it reported is counted, not estimated.
+    let row = rows(&gw, "?group_by=key", 1).await["tester"].clone();
+    assert_eq!(row["prompt_tokens"], 9, "{row}");
+    assert_eq!(row["completion_tokens"], 5, "{row}");
+    assert_eq!(row["estimated_tokens"], 0, "{row}");
+
+    // A client that asked for usage gets exactly what the upstream sent.
+    let asked = plain.replacen('{', r#"{"stream_options":{"include_usage":true},"#, 1);
+    let want = direct(&m, &asked).await;
+    assert!(String::from_utf8_lossy(&want).contains(r#""choices":[],"#));
+    let r = gw.post("/v1/chat/completions", &auth(), &asked).await;
+    assert_eq!(r.text(), String::from_utf8_lossy(&want), "untouched");
+    assert_eq!(m.seen().last().expect("a request").body, asked.as_bytes());
 }

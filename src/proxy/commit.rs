@@ -6,6 +6,7 @@ use super::ctx::{Done, RequestCtx};
 use super::exchange::{timed, Ready};
 use super::outcome::record_failure;
 use super::respond;
+use super::strip::UsageStrip;
 use super::usage::{Usage, UsageTail};
 use crate::downstream::Client;
 use crate::error::error_body;
@@ -64,6 +65,8 @@ pub(super) async fn commit(
     let metrics = sse.then(|| ctx.metrics.clone());
     let _stream = metrics.as_ref().map(|m| StreamGauge::new(&m.streams));
     let mut usage = UsageTail::default();
+    // llmgate asked for usage the client did not: what that adds is taken out.
+    let mut strip = (sse && converted.is_none() && ctx.strip_usage).then(UsageStrip::default);
     // What was read before commit leaves with the head, in one write.
     let first = match chunks.len() {
         0 => None,
@@ -73,11 +76,11 @@ pub(super) async fn commit(
     if let Some(c) = first {
         if s.done() {
             // The whole answer was read before commit (the common plain case).
-            let done = last_piece(client, ctx, up, s, &mut usage, &c, fin).await;
+            let done = last_piece(client, ctx, up, s, &mut usage, &c, fin, strip.as_mut()).await;
             return done;
         }
         usage.push(&c);
-        client.write_body(&c, false).await?;
+        send(client, strip.as_mut(), &c).await?;
     }
     let reason = loop {
         // Finish as soon as the body is complete, before the client (which has its
@@ -97,12 +100,15 @@ pub(super) async fn commit(
         match next {
             Some(Ok(Some(b))) => {
                 if s.done() {
-                    return last_piece(client, ctx, up, s, &mut usage, &b, fin).await;
+                    return last_piece(client, ctx, up, s, &mut usage, &b, fin, strip.as_mut())
+                        .await;
                 }
                 usage.push(&b);
-                client.write_body(&b, false).await?;
+                send(client, strip.as_mut(), &b).await?;
             }
-            Some(Ok(None)) => return last_piece(client, ctx, up, s, &mut usage, &[], fin).await,
+            Some(Ok(None)) => {
+                return last_piece(client, ctx, up, s, &mut usage, &[], fin, strip.as_mut()).await
+            }
             Some(Err(e)) => {
                 break format!("upstream connection broke mid-response ({})", e.as_str())
             }
@@ -125,12 +131,26 @@ pub(super) async fn commit(
         "upstream_error",
         "stream_interrupted",
     );
-    let mut frame = Vec::with_capacity(event.len() + 8);
+    // An event cut short goes out as it came, before the error event.
+    let mut frame = strip.map(|mut s| s.rest()).unwrap_or_default();
+    frame.reserve(event.len() + 8);
     frame.extend_from_slice(b"data: ");
     frame.extend_from_slice(&event);
     frame.extend_from_slice(b"\n\n");
     client.write_body(&frame, true).await?;
     Ok(Done::Answered)
+}
+
+/// Body bytes to the client, through the usage strip when there is one.
+async fn send(client: &mut Client, strip: Option<&mut UsageStrip>, b: &[u8]) -> io::Result<()> {
+    let out = match strip {
+        Some(s) => s.feed(b),
+        None => b,
+    };
+    if !out.is_empty() {
+        client.write_body(out, false).await?;
+    }
+    Ok(())
 }
 
 /// How a complete answer ends: a success or not, and its usage when known
@@ -144,7 +164,8 @@ pub(super) struct Finish {
 /// End a complete answer with its last piece (possibly empty). The upstream
 /// connection goes back to the pool before the client can see the end of its
 /// answer: the client's next request must find it there.
-pub(super) async fn last_piece(
+#[allow(clippy::too_many_arguments)]
+async fn last_piece(
     client: &mut Client,
     ctx: &mut RequestCtx,
     up: &Upstream,
@@ -152,6 +173,7 @@ pub(super) async fn last_piece(
     usage: &mut UsageTail,
     last: &[u8],
     fin: Finish,
+    strip: Option<&mut UsageStrip>,
 ) -> io::Result<Done> {
     ctx.usage = match fin.usage {
         Some(known) => known,
@@ -161,7 +183,14 @@ pub(super) async fn last_piece(
     // request meets the settled limit.
     ctx.answer_ended(fin.ok);
     up.keep(s);
-    client.write_body(last, true).await?;
+    match strip {
+        None => client.write_body(last, true).await?,
+        Some(strip) => {
+            let mut out = strip.feed(last).to_vec();
+            out.extend(strip.rest());
+            client.write_body(&out, true).await?;
+        }
+    }
     Ok(Done::Answered)
 }
 

@@ -71,6 +71,9 @@ pub struct RequestCtx {
     pub prompt_estimate: u64,
     /// The serving target's quota, which counts the answer's tokens.
     pub quota: Option<Arc<crate::limits::Quota>>,
+    /// llmgate added `stream_options.include_usage` for its own accounting:
+    /// a stream's answer gets what that adds taken out.
+    pub strip_usage: bool,
 }
 
 impl RequestCtx {
@@ -92,6 +95,7 @@ impl RequestCtx {
             reservation: None,
             prompt_estimate: 0,
             quota: None,
+            strip_usage: false,
         }
     }
 

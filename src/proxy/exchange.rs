@@ -210,7 +210,7 @@ async fn whole_as_stream(
         }
     }
     let usage = super::usage::scan(&answer);
-    let sse = answer_as_sse(&answer, wants_usage(&body.body))
+    let sse = answer_as_sse(&answer, !body.usage_asked && wants_usage(&body.body))
         .map_err(|e| Failure::new(FailKind::Malformed, format!("cannot stream it: {e}")))?;
     Ok(Ready {
         up: s,

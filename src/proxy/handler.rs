@@ -87,12 +87,6 @@ pub async fn handle(client: &mut Client, req: &Request, ctx: &mut RequestCtx) ->
         Ok(p) => p,
         Err(msg) => return fail(client, ctx, GatewayError::BadRequest(msg)).await,
     };
-    if parsed.stream && parsed.body.len() <= CONCAT_LIMIT {
-        // A stream may stay open for minutes: it keeps a copy of its (small)
-        // body, not the connection's whole read buffer.
-        parsed.detach();
-        client.release_buffer();
-    }
     let Some(route) = rt.models.get(&parsed.model) else {
         ctx.model = Some(ModelSeen::Unrouted(parsed.model.clone()));
         return fail(client, ctx, GatewayError::UnknownModel(parsed.model)).await;
@@ -137,6 +131,17 @@ pub async fn handle(client: &mut Client, req: &Request, ctx: &mut RequestCtx) ->
                 }
             }
         }
+    }
+    // Usage of every stream is counted: llmgate asks for it when the client
+    // did not (and takes out of the answer what that adds).
+    ctx.strip_usage = parsed.ask_for_usage();
+    if parsed.stream && (ctx.strip_usage || parsed.body.len() <= CONCAT_LIMIT) {
+        // A stream may stay open for minutes: it keeps a copy of its (small)
+        // body, not the connection's whole read buffer.
+        if !ctx.strip_usage {
+            parsed.detach();
+        }
+        client.release_buffer();
     }
     attempt::run(client, req, ctx, route, parsed).await
 }

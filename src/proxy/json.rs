@@ -30,6 +30,8 @@ pub struct Fields {
     /// token estimate of `tpm`.
     pub max_tokens: Option<Range<usize>>,
     pub max_completion_tokens: Option<Range<usize>>,
+    /// `stream_options` (the last one).
+    pub stream_options: Option<Range<usize>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +60,7 @@ enum Key {
     Stream,
     MaxTokens,
     MaxCompletionTokens,
+    StreamOptions,
     Other,
 }
 
@@ -151,6 +154,7 @@ pub fn scan(b: &[u8], max_depth: usize) -> Result<Fields, ScanError> {
                     Key::Stream => fields.stream = span,
                     Key::MaxTokens => fields.max_tokens = span,
                     Key::MaxCompletionTokens => fields.max_completion_tokens = span,
+                    Key::StreamOptions => fields.stream_options = span,
                     Key::Other => {}
                 }
             }
@@ -230,6 +234,7 @@ fn classify(quoted: &[u8], escaped: bool) -> Option<Key> {
             "stream" => Key::Stream,
             "max_tokens" => Key::MaxTokens,
             "max_completion_tokens" => Key::MaxCompletionTokens,
+            "stream_options" => Key::StreamOptions,
             _ => Key::Other,
         }
     };
@@ -239,6 +244,7 @@ fn classify(quoted: &[u8], escaped: bool) -> Option<Key> {
             b"stream" => Some(Key::Stream),
             b"max_tokens" => Some(Key::MaxTokens),
             b"max_completion_tokens" => Some(Key::MaxCompletionTokens),
+            b"stream_options" => Some(Key::StreamOptions),
             // Its UTF-8 was checked by `string`.
             _ => Some(Key::Other),
         };

@@ -28,6 +28,7 @@ mod outcome;
 mod respond;
 pub mod rewrite;
 pub mod sse;
+mod strip;
 pub mod usage;
 
 pub use ctx::RequestCtx;

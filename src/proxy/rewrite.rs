@@ -26,6 +26,10 @@ pub struct ParsedBody {
     span: Range<usize>,
     /// `max_completion_tokens`, else `max_tokens`, when a plain integer.
     pub max_completion: Option<u64>,
+    /// The client sent `stream_options`.
+    pub stream_options: bool,
+    /// llmgate added `stream_options.include_usage` ([`ParsedBody::ask_for_usage`]).
+    pub usage_asked: bool,
 }
 
 impl ParsedBody {
@@ -63,7 +67,32 @@ impl ParsedBody {
             stream,
             span,
             max_completion,
+            stream_options: fields.stream_options.is_some(),
+            usage_asked: false,
         })
+    }
+
+    /// A stream whose client did not send `stream_options` asks its upstream
+    /// for usage (`"stream_options":{"include_usage":true}`, added after the
+    /// opening brace); true if it was added. The body gets its own
+    /// allocation, like [`ParsedBody::detach`].
+    pub fn ask_for_usage(&mut self) -> bool {
+        const ASK: &[u8] = br#""stream_options":{"include_usage":true},"#;
+        if !self.stream || self.stream_options {
+            return false;
+        }
+        let Some(open) = self.body.iter().position(|&b| b == b'{') else {
+            return false;
+        };
+        let mut b = BytesMut::with_capacity(self.body.len() + ASK.len());
+        b.extend_from_slice(&self.body[..=open]);
+        b.extend_from_slice(ASK);
+        b.extend_from_slice(&self.body[open + 1..]);
+        self.body = b.freeze();
+        self.span = self.span.start + ASK.len()..self.span.end + ASK.len();
+        self.stream_options = true;
+        self.usage_asked = true;
+        true
     }
 
     /// Give the body its own allocation if it is a slice of a larger buffer, so
@@ -161,6 +190,26 @@ mod tests {
         assert_eq!(limit(r#"{"model":"m","x":{"max_tokens":5}}"#), None);
         assert_eq!(limit(r#"{"model":"m","max_tokens":"5"}"#), None);
         assert_eq!(limit(r#"{"model":"m","max_tokens":null}"#), None);
+    }
+
+    #[test]
+    fn a_stream_without_stream_options_asks_for_usage() {
+        let mut p = ParsedBody::parse(Bytes::from(r#" {"stream":true, "model":"chat"}"#)).unwrap();
+        assert!(p.ask_for_usage());
+        let (parts, _) = p.with_model(&Bytes::from_static(b"\"m\""));
+        assert_eq!(
+            parts.concat(),
+            br#" {"stream_options":{"include_usage":true},"stream":true, "model":"m"}"#
+        );
+        assert!(!p.ask_for_usage(), "once");
+        for other in [
+            r#"{"model":"chat"}"#,
+            r#"{"model":"chat","stream":true,"stream_options":{"include_usage":false}}"#,
+        ] {
+            assert!(!ParsedBody::parse(Bytes::from(other))
+                .unwrap()
+                .ask_for_usage());
+        }
     }
 
     #[test]
