@@ -115,19 +115,18 @@ fn keys(c: &mut Criterion) {
 fn admission(c: &mut Criterion) {
     use llmgate::limits::{now_us, KeyLimits};
     let mut g = c.benchmark_group("admission");
-    for n in [1usize, 10_000] {
+    // (keys configured, distinct keys the requests use in turn)
+    for (n, used) in [(1usize, 1usize), (10_000, 1), (10_000, 10_000)] {
         let keys: HashMap<String, KeyLimits> = (0..n)
             .map(|i| {
                 let l = KeyLimits::new(Some(1_000_000_000), Some(1_000_000_000), None);
-                (
-                    format!("sk-client-{i:08}-abcdefghijklmnop"),
-                    l.expect("limits"),
-                )
+                (format!("sk-client-{i:08}-abcdefghijklmnop"), l.expect("limits"))
             })
             .collect();
-        let names: Vec<String> = keys.keys().cloned().collect();
+        let names: Vec<String> = keys.keys().take(used).cloned().collect();
         let mut i = 0;
-        g.bench_function(BenchmarkId::new("lookup_admit_settle", n), |b| {
+        let id = format!("{n}_keys_{used}_used");
+        g.bench_function(BenchmarkId::new("lookup_admit_settle", id), |b| {
             b.iter(|| {
                 i = (i + 1) % names.len();
                 let l = keys.get(black_box(names[i].as_str())).expect("key");
