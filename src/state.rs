@@ -111,7 +111,13 @@ impl Runtime {
                     let info = ClientKey {
                         name: Arc::from(k.name.as_str()),
                         models: k.models.as_ref().map(|m| m.iter().cloned().collect()),
-                        limits: KeyLimits::new(k.rpm, k.tpm, old.and_then(|o| o.limits.as_ref())),
+                        limits: KeyLimits::new(k.rpm, k.tpm, old.and_then(|o| o.limits.as_ref()))
+                            .map(|mut l| {
+                                l.cells = config.redis.as_ref().map(|r| {
+                                    Arc::new(crate::limits::CellKeys::new(&r.prefix, &k.name))
+                                });
+                                l
+                            }),
                         requests: std::sync::atomic::AtomicU64::new(
                             old.map_or(0, |o| {
                                 o.requests.load(std::sync::atomic::Ordering::Relaxed)

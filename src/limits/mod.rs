@@ -36,6 +36,25 @@ pub struct KeyLimits {
     pub rpm: Option<Rate>,
     pub tpm: Option<Rate>,
     pub meter: Arc<KeyMeter>,
+    /// The key's cells in the shared store (`state.backend: redis`), named
+    /// once rather than per request.
+    pub cells: Option<Arc<CellKeys>>,
+}
+
+/// The Redis keys of one client key's `rpm` and `tpm` cells.
+#[derive(Debug)]
+pub struct CellKeys {
+    pub rpm: String,
+    pub tpm: String,
+}
+
+impl CellKeys {
+    pub fn new(prefix: &str, key_name: &str) -> CellKeys {
+        CellKeys {
+            rpm: format!("{prefix}rl:{key_name}:rpm"),
+            tpm: format!("{prefix}rl:{key_name}:tpm"),
+        }
+    }
 }
 
 /// Which limit refused a request, and when it would be admitted.
@@ -58,7 +77,7 @@ pub(crate) enum Home {
     Local(Arc<KeyMeter>),
     Shared {
         store: Arc<redis::Store>,
-        key: Arc<str>,
+        cells: Arc<CellKeys>,
     },
 }
 
@@ -82,7 +101,12 @@ impl KeyLimits {
             }
             None => Arc::default(),
         };
-        Some(KeyLimits { rpm, tpm, meter })
+        Some(KeyLimits {
+            rpm,
+            tpm,
+            meter,
+            cells: None,
+        })
     }
 
     /// Admit one request that may use `tokens` (an estimate), or refuse it.
@@ -124,7 +148,7 @@ impl Reservation {
         }
         match &self.home {
             Home::Local(meter) => meter.tokens.settle(self.rate, now_us(), delta),
-            Home::Shared { store, key } => store.settle(key, self.rate, delta),
+            Home::Shared { store, cells } => store.settle(cells, self.rate, delta),
         }
     }
 }

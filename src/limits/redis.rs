@@ -24,7 +24,7 @@
 //! manager reconnects by itself.
 
 use super::usage::{GroupBy, Record, Row};
-use super::{KeyLimits, Refused};
+use super::{CellKeys, KeyLimits, Refused};
 use crate::config::{OnError, RedisConfig};
 use crate::state::SharedRuntime;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -105,7 +105,7 @@ pub enum Denied {
 /// A write the flusher sends with the next pipeline.
 enum Write {
     Settle {
-        key: Arc<str>,
+        cells: Arc<CellKeys>,
         unit_us: u64,
         delta: i64,
     },
@@ -214,10 +214,6 @@ impl Store {
         self.down.load(Ordering::Relaxed)
     }
 
-    fn cell_key(&self, key: &str, which: &str) -> String {
-        format!("{}rl:{key}:{which}", self.prefix)
-    }
-
     /// Admit one request of key `name` that may use `tokens`: in Redis, or —
     /// Redis away and `on_error: allow` — with this process's cells.
     pub async fn admit(
@@ -228,9 +224,13 @@ impl Store {
     ) -> Result<Option<super::Reservation>, Denied> {
         let r_unit = limits.rpm.map_or(0, |r| r.unit_us());
         let t_unit = limits.tpm.map_or(0, |r| r.unit_us());
+        let cells = match &limits.cells {
+            Some(c) => c.clone(),
+            None => Arc::new(CellKeys::new(&self.prefix, name)),
+        };
         let mut inv = self.admit.prepare_invoke();
-        inv.key(self.cell_key(name, "rpm"))
-            .key(self.cell_key(name, "tpm"))
+        inv.key(cells.rpm.as_str())
+            .key(cells.tpm.as_str())
             .arg(r_unit)
             .arg(t_unit)
             .arg(tokens)
@@ -242,7 +242,7 @@ impl Store {
             Some((0, _)) => Ok(limits.tpm.map(|rate| super::Reservation {
                 home: super::Home::Shared {
                     store: self.clone(),
-                    key: name.clone(),
+                    cells,
                 },
                 rate,
                 tokens,
@@ -260,9 +260,9 @@ impl Store {
     }
 
     /// Correct a reservation by `delta` tokens (sent with the next flush).
-    pub fn settle(&self, key: &Arc<str>, rate: super::Rate, delta: i64) {
+    pub fn settle(&self, cells: &Arc<CellKeys>, rate: super::Rate, delta: i64) {
         self.push(Write::Settle {
-            key: key.clone(),
+            cells: cells.clone(),
             unit_us: rate.unit_us(),
             delta,
         });
@@ -383,52 +383,61 @@ impl Flusher {
         let mut pipe = redis::pipe();
         let p = &store.prefix;
 
-        // Settlements of one key add up (one script call per key).
-        let mut settle: HashMap<(Arc<str>, u64), i64> = HashMap::new();
-        let mut usage: HashMap<(u64, String), u64> = HashMap::new();
+        // Settlements of one key add up (one script call per key); usage
+        // records of one hour and group add up (named once per flush).
+        type Group = (u64, Option<Arc<str>>, Arc<str>, Arc<str>);
+        let mut settle: HashMap<(usize, u64), (Arc<CellKeys>, i64)> = HashMap::new();
+        let mut groups: HashMap<Group, Row> = HashMap::new();
         for w in &writes {
             match w {
                 Write::Settle {
-                    key,
+                    cells,
                     unit_us,
                     delta,
-                } => *settle.entry((key.clone(), *unit_us)).or_default() += delta,
+                } => {
+                    let e = settle
+                        .entry((Arc::as_ptr(cells) as usize, *unit_us))
+                        .or_insert_with(|| (cells.clone(), 0));
+                    e.1 += delta;
+                }
                 Write::Usage(r) => {
-                    let hour = r.at_s - r.at_s % 3600;
-                    let mut add = |field: String, n: u64| {
-                        if n > 0 {
-                            *usage.entry((hour, field)).or_default() += n;
-                        }
-                    };
-                    let est = if r.estimated {
-                        r.prompt + r.completion
-                    } else {
-                        0
-                    };
-                    let groups = [
-                        ("key", r.key.as_deref()),
-                        ("model", Some(&*r.model)),
-                        ("upstream", Some(&*r.upstream)),
-                    ];
-                    for (g, name) in groups {
-                        let Some(name) = name else { continue };
-                        add(format!("{g}:{name}:requests"), 1);
-                        add(format!("{g}:{name}:prompt"), r.prompt);
-                        add(format!("{g}:{name}:completion"), r.completion);
-                        add(format!("{g}:{name}:estimated"), est);
+                    let g = (r.at_s - r.at_s % 3600, r.key.clone(), r.model.clone(), r.upstream.clone());
+                    let row = groups.entry(g).or_default();
+                    row.requests += 1;
+                    row.prompt_tokens += r.prompt;
+                    row.completion_tokens += r.completion;
+                    if r.estimated {
+                        row.estimated_tokens += r.prompt + r.completion;
                     }
                 }
             }
         }
-        if settle.values().any(|d| *d != 0) {
+        let mut usage: HashMap<(u64, String), u64> = HashMap::new();
+        for ((hour, key, model, upstream), row) in &groups {
+            let names = [("key", key.as_deref()), ("model", Some(&**model)), ("upstream", Some(&**upstream))];
+            for (g, name) in names {
+                let Some(name) = name else { continue };
+                for (metric, n) in [
+                    ("requests", row.requests),
+                    ("prompt", row.prompt_tokens),
+                    ("completion", row.completion_tokens),
+                    ("estimated", row.estimated_tokens),
+                ] {
+                    if n > 0 {
+                        *usage.entry((*hour, format!("{g}:{name}:{metric}"))).or_default() += n;
+                    }
+                }
+            }
+        }
+        if settle.values().any(|(_, d)| *d != 0) {
             // EVALSHA in a pipeline cannot fall back to EVAL: load the script
             // first (a no-op when Redis has it; it may have restarted).
             pipe.cmd("SCRIPT").arg("LOAD").arg(SETTLE).ignore();
         }
-        for ((key, unit), delta) in &settle {
+        for ((_, unit), (cells, delta)) in &settle {
             if *delta != 0 {
                 let mut inv = store.settle.prepare_invoke();
-                inv.key(store.cell_key(key, "tpm")).arg(*unit).arg(*delta);
+                inv.key(cells.tpm.as_str()).arg(*unit).arg(*delta);
                 pipe.invoke_script(&inv).ignore();
             }
         }
