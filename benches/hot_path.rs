@@ -120,7 +120,10 @@ fn admission(c: &mut Criterion) {
         let keys: HashMap<String, KeyLimits> = (0..n)
             .map(|i| {
                 let l = KeyLimits::new(Some(1_000_000_000), Some(1_000_000_000), None);
-                (format!("sk-client-{i:08}-abcdefghijklmnop"), l.expect("limits"))
+                (
+                    format!("sk-client-{i:08}-abcdefghijklmnop"),
+                    l.expect("limits"),
+                )
             })
             .collect();
         let names: Vec<String> = keys.keys().take(used).cloned().collect();

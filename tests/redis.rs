@@ -163,7 +163,7 @@ async fn tokens_settle_in_redis_and_quotas_and_usage_are_shared() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn limits_survive_a_restart() {
+async fn limits_survive_a_reload_and_a_restart() {
     let redis = RedisServer::start(None).await;
     let m = ok_mock().await;
     // A quick stop: the minute must not have refilled by the time it is back.
@@ -173,6 +173,13 @@ async fn limits_survive_a_restart() {
     for _ in 0..3 {
         assert_eq!(send(&gw).await.status, 200);
     }
+    gw.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        send(&gw).await.status,
+        429,
+        "a reload keeps the minute's use"
+    );
     gw.restart().await;
     let r = send(&gw).await;
     assert_eq!(
@@ -306,5 +313,75 @@ async fn the_redis_password_never_appears() {
     assert_eq!(r.status, 503);
     for s in [r.text(), gw2.log()] {
         assert!(!s.contains("wrong-pass-also-secret"), "{s}");
+    }
+}
+
+/// Requests from 4 clients, each in a loop, until `stop`; their statuses.
+fn load(
+    gw: &Gateway,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Vec<u16>>> {
+    (0..4)
+        .map(|_| {
+            let (addr, stop) = (gw.addr.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut codes = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let body = chat_body("chat", false);
+                    let r = request(
+                        &addr,
+                        "POST",
+                        "/v1/chat/completions",
+                        &limited(),
+                        body.as_bytes(),
+                    )
+                    .await;
+                    codes.push(r.status);
+                }
+                codes
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_killed_mid_load_follows_on_error_and_comes_back() {
+    for (on_error, allowed) in [("allow", &[200u16][..]), ("deny", &[200, 503][..])] {
+        let mut redis = RedisServer::start(None).await;
+        let m = ok_mock().await;
+        let state = format!(", on_error: {on_error}, timeout: 200ms");
+        let gw = Gateway::start(&shared_config(&m, &redis, "{rpm: 1000000}", &state, "")).await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = load(&gw, &stop);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        redis.kill();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        redis.resume().await;
+        let mut back = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if gw.log().contains("reachable again") {
+                back = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut codes = Vec::new();
+        for t in tasks {
+            codes.extend(t.await.expect("task"));
+        }
+        assert!(back, "{on_error}: never reachable again:\n{}", gw.log());
+        assert!(codes.len() > 20, "{on_error}: {} requests", codes.len());
+        let odd: Vec<_> = codes.iter().filter(|c| !allowed.contains(c)).collect();
+        assert!(odd.is_empty(), "{on_error}: statuses {odd:?}");
+        if on_error == "deny" {
+            assert!(codes.contains(&503), "deny while Redis was away");
+        }
+        assert_eq!(
+            *codes.last().expect("codes"),
+            200,
+            "{on_error}: serving after recovery"
+        );
     }
 }

@@ -401,7 +401,12 @@ impl Flusher {
                     e.1 += delta;
                 }
                 Write::Usage(r) => {
-                    let g = (r.at_s - r.at_s % 3600, r.key.clone(), r.model.clone(), r.upstream.clone());
+                    let g = (
+                        r.at_s - r.at_s % 3600,
+                        r.key.clone(),
+                        r.model.clone(),
+                        r.upstream.clone(),
+                    );
                     let row = groups.entry(g).or_default();
                     row.requests += 1;
                     row.prompt_tokens += r.prompt;
@@ -414,7 +419,11 @@ impl Flusher {
         }
         let mut usage: HashMap<(u64, String), u64> = HashMap::new();
         for ((hour, key, model, upstream), row) in &groups {
-            let names = [("key", key.as_deref()), ("model", Some(&**model)), ("upstream", Some(&**upstream))];
+            let names = [
+                ("key", key.as_deref()),
+                ("model", Some(&**model)),
+                ("upstream", Some(&**upstream)),
+            ];
             for (g, name) in names {
                 let Some(name) = name else { continue };
                 for (metric, n) in [
@@ -424,7 +433,9 @@ impl Flusher {
                     ("estimated", row.estimated_tokens),
                 ] {
                     if n > 0 {
-                        *usage.entry((*hour, format!("{g}:{name}:{metric}"))).or_default() += n;
+                        *usage
+                            .entry((*hour, format!("{g}:{name}:{metric}")))
+                            .or_default() += n;
                     }
                 }
             }
