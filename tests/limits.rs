@@ -5,6 +5,7 @@
 
 mod common;
 use common::*;
+use std::time::Duration;
 
 const LIMITED: &str = "sk-limited-key-2";
 
@@ -100,6 +101,79 @@ async fn tpm_reserves_an_estimate_and_settles_to_the_reported_usage() {
     // A small request still fits.
     let r = gw.post("/v1/chat/completions", &limited(), &body(10)).await;
     assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// A streaming chat body of 100 bytes (25 estimated prompt tokens).
+fn stream_body(max_tokens: u64) -> String {
+    let b = format!(
+        r#"{{"model":"chat","stream":true,"max_tokens":{max_tokens},"messages":[{{"role":"user","content":"hi"}}]}}"#
+    );
+    format!("{b:<100}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_settles_to_its_usage_when_it_ends_and_to_the_estimate_when_the_client_leaves() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let m = mock(Behavior::Ok {
+        events: 5,
+        event_delay: Duration::from_millis(1),
+    })
+    .await;
+    let ups = upstream("main", &m.url(), "");
+    let gw = Gateway::start(&with_limits(
+        &ups,
+        "  chat: [{upstream: main}]\n",
+        "{tpm: 600}",
+    ))
+    .await;
+    // 25 + 400 reserved; the stream reports 9 + 5 (llmgate asked for usage),
+    // so the next 425 fits in the 586 left.
+    let r = gw
+        .post("/v1/chat/completions", &limited(), &stream_body(400))
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        !r.text().contains("usage"),
+        "the client did not ask for usage"
+    );
+    let r = gw
+        .post("/v1/chat/completions", &limited(), &stream_body(400))
+        .await;
+    assert_eq!(
+        r.status,
+        200,
+        "settled at the first stream's end: {}",
+        r.text()
+    );
+
+    // A client that leaves mid-stream: its reservation settles too, once,
+    // and the estimate stands (nothing reported usage). A long stream now;
+    // 3 s refill the 2.8 s the two settled streams used.
+    m.set(Behavior::Ok {
+        events: 100,
+        event_delay: Duration::from_millis(50),
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let wire = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {LIMITED}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{}",
+        stream_body(400)
+    );
+    let mut s = tokio::net::TcpStream::connect(&gw.addr)
+        .await
+        .expect("connect");
+    s.write_all(wire.as_bytes()).await.expect("write");
+    let mut buf = [0u8; 4096];
+    assert!(s.read(&mut buf).await.expect("read") > 0);
+    drop(s);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // 425 estimated (42.5 s) stand: 425 more need 85 s of a 60 s bucket, so
+    // the wait is ~24.5 s. Given back, it would have been admitted.
+    let r = gw
+        .post("/v1/chat/completions", &limited(), &stream_body(400))
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    let wait = retry_after(&r);
+    assert!((23..=26).contains(&wait), "Retry-After {wait}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
