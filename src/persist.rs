@@ -14,6 +14,7 @@
 //! new process of an upgrade, which starts while the old one still counts,
 //! takes what the old one saved until the hand-over.
 
+use crate::limits::redis;
 use crate::limits::usage::{SavedRow, UsageMeter};
 use crate::state::{Runtime, SharedRuntime};
 use async_trait::async_trait;
@@ -183,6 +184,51 @@ impl BackgroundService for Saver {
             }
         }
     }
+}
+
+/// With `state.backend: redis`: sends the store's queued writes and keeps
+/// the runtime's quotas in step with every instance's, every
+/// [`redis::FLUSH_EVERY`] (and once more at shutdown).
+pub struct Flusher {
+    pub store: Arc<redis::Store>,
+    pub runtime: SharedRuntime,
+}
+
+#[async_trait]
+impl BackgroundService for Flusher {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        log::info!("state: shared in redis at {}", self.store.shown);
+        let mut tick = tokio::time::interval(redis::FLUSH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let last = tokio::select! {
+                _ = tick.tick() => false,
+                _ = shutdown.changed() => true,
+            };
+            let quotas = shared_quotas(&self.runtime.load());
+            self.store.flush(&quotas).await;
+            if last {
+                return;
+            }
+        }
+    }
+}
+
+/// Every target quota of the runtime, named for the shared store.
+fn shared_quotas(rt: &Runtime) -> Vec<redis::SharedQuota> {
+    let mut out = Vec::new();
+    for route in rt.models.values() {
+        for t in &route.targets {
+            if let Some(q) = &t.quota {
+                let up = rt.upstreams.get(t.upstream).map_or("", |u| u.name());
+                out.push(redis::SharedQuota {
+                    name: format!("{}:{up}:{}", route.name, t.model),
+                    quota: q.clone(),
+                });
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

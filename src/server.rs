@@ -166,7 +166,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
     if let Some(store) = store {
         server.add_service(background_service(
             "state flush",
-            crate::limits::redis::Flusher {
+            crate::persist::Flusher {
                 store,
                 runtime: shared.clone(),
             },

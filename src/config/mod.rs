@@ -8,6 +8,7 @@ mod model;
 mod state;
 mod targets;
 mod validate;
+mod values;
 
 pub use env::interpolate;
 pub use issues::MAX_TARGETS_PER_MODEL;

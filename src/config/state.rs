@@ -61,7 +61,7 @@ pub(super) fn state(
                     OnError::Allow
                 }
             };
-            let timeout = super::validate::duration(
+            let timeout = super::values::duration(
                 issues,
                 "state.timeout",
                 state.timeout.as_ref(),

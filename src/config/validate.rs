@@ -4,35 +4,11 @@
 use super::file::*;
 use super::issues::Issues;
 use super::model::*;
+use super::values::duration;
 use crate::secret::Secret;
 use http::{HeaderName, HeaderValue, Uri};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
-
-pub(super) fn duration(
-    issues: &mut Issues,
-    path: &str,
-    value: Option<&String>,
-    default: Duration,
-) -> Duration {
-    match value {
-        None => default,
-        Some(text) => match humantime::parse_duration(text.trim()) {
-            Ok(d) if !d.is_zero() => d,
-            Ok(_) => {
-                issues.add(path, "must be greater than zero");
-                default
-            }
-            Err(_) => {
-                issues.add(
-                    path,
-                    format!("`{text}` is not a duration (use e.g. 250ms, 5s, 2m)"),
-                );
-                default
-            }
-        },
-    }
-}
 
 /// `retry.backoff`: like [`duration`] but zero (the default) means off, and
 /// anything over 10 s is refused: a pause that long is an outage of its own.

@@ -26,7 +26,6 @@
 use super::usage::{GroupBy, Record, Row};
 use super::{CellKeys, KeyLimits, Refused};
 use crate::config::{OnError, RedisConfig};
-use crate::state::SharedRuntime;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -347,38 +346,22 @@ fn shown_of(client: &redis::Client) -> String {
     format!("{}/{}", info.addr(), info.redis_settings().db())
 }
 
-/// Sends the queued writes and syncs quota counts, every [`FLUSH_EVERY`].
-pub struct Flusher {
-    pub store: Arc<Store>,
-    pub runtime: SharedRuntime,
+/// A quota the flusher keeps in step with the shared store, by name
+/// (`{model}:{upstream}:{target model}`: stable across reloads).
+pub struct SharedQuota {
+    pub name: String,
+    pub quota: Arc<super::Quota>,
 }
 
-#[async_trait::async_trait]
-impl pingora::services::background::BackgroundService for Flusher {
-    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
-        log::info!("state: shared in redis at {}", self.store.shown);
-        let mut tick = tokio::time::interval(FLUSH_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => self.flush().await,
-                _ = shutdown.changed() => {
-                    self.flush().await;
-                    return;
-                }
-            }
-        }
-    }
-}
-
-impl Flusher {
-    async fn flush(&self) {
-        let store = &self.store;
+impl Store {
+    /// Send the queued writes and sync `quotas` with every instance's counts
+    /// (one pipeline); called every [`FLUSH_EVERY`].
+    pub async fn flush(&self, quotas: &[SharedQuota]) {
+        let store = self;
         let writes = match store.queue.lock() {
             Ok(mut q) => std::mem::take(&mut *q),
             Err(_) => return,
         };
-        let rt = self.runtime.load_full();
         let now_s = super::quota::now_s();
         let mut pipe = redis::pipe();
         let p = &store.prefix;
@@ -474,20 +457,19 @@ impl Flusher {
 
         // Quotas: add this process's counts since the last flush and read
         // the totals back (every instance's).
-        let mut quotas = Vec::new();
-        for route in rt.models.values() {
-            for t in &route.targets {
-                let Some(q) = &t.quota else { continue };
+        let quotas: Vec<_> = quotas
+            .iter()
+            .map(|sq| {
+                let q = &sq.quota;
                 let (dr, dt, next) = q.unsynced(now_s);
                 let period = next.map_or("never".to_string(), |n| n.to_string());
-                let up = rt.upstreams.get(t.upstream).map_or("", |u| u.name());
-                let key = format!("{p}q:{}:{up}:{}:{period}", route.name, t.model);
+                let key = format!("{p}q:{}:{period}", sq.name);
                 pipe.hincr(&key, "requests", dr).hincr(&key, "tokens", dt);
                 let ttl = next.map_or(USAGE_KEEP_S, |n| n.saturating_sub(now_s) + 86_400);
                 pipe.expire(&key, ttl as i64).ignore();
-                quotas.push((q.clone(), dr, dt));
-            }
-        }
+                (q.clone(), dr, dt)
+            })
+            .collect();
         if writes.is_empty() && quotas.is_empty() {
             return;
         }
