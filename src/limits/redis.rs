@@ -36,62 +36,9 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 /// Usage totals are kept this long (400 days).
 pub const USAGE_KEEP_S: u64 = 400 * 24 * 3600;
 
-const ADMIT: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local period = tonumber(ARGV[4])
-local function cell(key, unit, units)
-  local v = redis.call('HMGET', key, 't', 'u')
-  local tat = tonumber(v[1] or '0')
-  local was = tonumber(v[2] or '0')
-  if tat > now and was > 0 and was ~= unit then
-    tat = now + math.ceil((tat - now) / was) * unit
-  end
-  local cost = unit * units
-  local base = math.max(tat, now)
-  local used = base - now
-  local needed = math.min(cost, period)
-  if used + needed > period then return nil, used + needed - period end
-  return base + cost, 0
-end
-local r_unit, t_unit, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local r_tat, t_tat
-if r_unit > 0 then
-  local n, wait = cell(KEYS[1], r_unit, 1)
-  if not n then return {1, wait} end
-  r_tat = n
-end
-if t_unit > 0 then
-  local n, wait = cell(KEYS[2], t_unit, tokens)
-  if not n then return {2, wait} end
-  t_tat = n
-end
-if r_tat then
-  redis.call('HSET', KEYS[1], 't', string.format('%.0f', r_tat), 'u', r_unit)
-  redis.call('PEXPIRE', KEYS[1], math.floor((r_tat - now) / 1000) + 1000)
-end
-if t_tat then
-  redis.call('HSET', KEYS[2], 't', string.format('%.0f', t_tat), 'u', t_unit)
-  redis.call('PEXPIRE', KEYS[2], math.floor((t_tat - now) / 1000) + 1000)
-end
-return {0, 0}
-"#;
+const ADMIT: &str = include_str!("admit.lua");
 
-const SETTLE: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local unit, delta = tonumber(ARGV[1]), tonumber(ARGV[2])
-local tat = tonumber(redis.call('HGET', KEYS[1], 't') or '0')
-local cost = unit * math.abs(delta)
-local new
-if delta >= 0 then new = math.max(tat, now) + cost
-elseif tat <= now then return 0
-else new = math.max(tat - cost, now) end
-if new <= now then redis.call('DEL', KEYS[1]) return 0 end
-redis.call('HSET', KEYS[1], 't', string.format('%.0f', new), 'u', unit)
-redis.call('PEXPIRE', KEYS[1], math.floor((new - now) / 1000) + 1000)
-return 0
-"#;
+const SETTLE: &str = include_str!("settle.lua");
 
 /// Why a shared admission did not admit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
