@@ -2,10 +2,10 @@
 //! (design.md section 2, "Rules"). Pure and allocation-free per pick; the RNG is
 //! passed in so tests are deterministic.
 
-use crate::admin::metrics::ModelSeries;
 use crate::config::TargetConfig;
 use crate::limits::quota::{self, Quota};
 use crate::params::Params;
+use crate::telemetry::ModelSeries;
 use bytes::Bytes;
 use std::ops::Range;
 use std::sync::Arc;

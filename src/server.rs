@@ -2,16 +2,16 @@
 
 use crate::admin::access_log;
 use crate::admin::api::AdminApi;
-use crate::admin::metrics::Metrics;
 use crate::admin::notify::Notifier;
 use crate::admin::reload::{Reloader, Signals};
 use crate::config::Config;
 use crate::downstream::{AiListener, Guarded};
+use crate::health_checks::HealthChecker;
 use crate::limits::usage::UsageMeter;
 use crate::persist::Saver;
 use crate::proxy::Gateway;
 use crate::state::{Runtime, SharedRuntime};
-use crate::upstream::health::HealthChecker;
+use crate::telemetry::Metrics;
 use arc_swap::ArcSwap;
 use pingora::connectors::ConnectorOptions;
 use pingora::listeners::ListenerConfig;

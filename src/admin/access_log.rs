@@ -24,12 +24,7 @@ const QUEUE: usize = 65_536;
 /// 100k requests/s a round holds ~2,000 lines, far below QUEUE.
 const DRAIN_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    Off,
-    Stdout,
-    File(String),
-}
+pub use crate::config::AccessLogTarget as Target;
 
 pub struct AccessLog {
     tx: Option<SyncSender<String>>,

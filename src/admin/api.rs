@@ -1,12 +1,12 @@
 //! The admin listener (bearer `admin.api_key`): `/metrics`, upstream status,
 //! redacted config, reload, drain/enable, and a routing dry run.
 
-use super::metrics::Metrics;
 use super::reload::Reloader;
 use crate::config::Config;
 use crate::proxy::rewrite::ParsedBody;
 use crate::secret::Secret;
 use crate::state::{Runtime, SharedRuntime};
+use crate::telemetry::Metrics;
 use crate::upstream::circuit::now_ms;
 use crate::upstream::Upstream;
 use async_trait::async_trait;
@@ -110,7 +110,7 @@ impl AdminApi {
         let path = session.req_header().uri.path().to_string();
         let rt = self.runtime.load_full();
         match (method.as_str(), path.as_str()) {
-            ("GET", "/metrics") => (200, "text/plain; version=0.0.4", Bytes::from(self.metrics.render(&rt, &self.usage))),
+            ("GET", "/metrics") => (200, "text/plain; version=0.0.4", Bytes::from(super::metrics::render(&self.metrics, &rt, &self.usage))),
             ("GET", "/admin/upstreams") => ok_json(upstreams_json(&rt)),
             ("GET", "/" | "/status") => (200, "text/html; charset=utf-8", Bytes::from_static(super::status::PAGE.as_bytes())),
             ("GET", "/admin/status") => ok_json(super::status::snapshot(&rt, &self.reloader)),

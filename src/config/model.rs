@@ -31,7 +31,7 @@ pub struct Config {
     pub server: ServerSettings,
     pub log_level: Option<String>,
     /// Access log: `stdout` (default), `off`, or a file path.
-    pub access_log: crate::admin::access_log::Target,
+    pub access_log: AccessLogTarget,
     /// Settings accepted for compatibility with the full design but not enforced by
     /// this build; logged as warnings at start so nobody relies on them silently.
     pub unenforced: Vec<String>,
@@ -45,6 +45,14 @@ pub struct RedisConfig {
     pub on_error: OnError,
     /// Bound on one Redis call (connect or answer).
     pub timeout: Duration,
+}
+
+/// Where the access log goes (`log.access`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    Off,
+    Stdout,
+    File(String),
 }
 
 /// What a request meets while Redis cannot be reached.

@@ -552,17 +552,15 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
     }
 
     let access_log = match file.log.as_ref().and_then(|l| l.access.as_deref()) {
-        None | Some("stdout") => crate::admin::access_log::Target::Stdout,
-        Some("off") => crate::admin::access_log::Target::Off,
-        Some(path) if path.starts_with('/') => {
-            crate::admin::access_log::Target::File(path.to_string())
-        }
+        None | Some("stdout") => AccessLogTarget::Stdout,
+        Some("off") => AccessLogTarget::Off,
+        Some(path) if path.starts_with('/') => AccessLogTarget::File(path.to_string()),
         Some(other) => {
             issues.add(
                 "log.access",
                 format!("`{other}` is not stdout, off or an absolute file path"),
             );
-            crate::admin::access_log::Target::Stdout
+            AccessLogTarget::Stdout
         }
     };
     let log_level = file.log.and_then(|l| l.level);

@@ -1,9 +1,9 @@
 //! All per-request state, pinned to the runtime snapshot the request started on.
 
 use super::usage::Usage;
-use crate::admin::metrics::Metrics;
 use crate::routing::ModelRoute;
 use crate::state::Runtime;
+use crate::telemetry::Metrics;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -34,11 +34,11 @@ pub mod usage;
 pub use ctx::RequestCtx;
 
 use crate::admin::access_log::AccessLog;
-use crate::admin::metrics::{Metrics, Observed};
 use crate::downstream::{Client, HeadError, HeadLimits, Request};
 use crate::error::GatewayError;
 use crate::limits::usage::{Record, UsageMeter};
 use crate::state::SharedRuntime;
+use crate::telemetry::{Metrics, Observed};
 use pingora::server::ShutdownWatch;
 use std::sync::Arc;
 use tokio::net::TcpStream;

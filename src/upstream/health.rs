@@ -1,16 +1,12 @@
-//! Upstream health: a small state machine fed by active checks (this file's
-//! background service). It flips only after `unhealthy_after` consecutive failures
+//! Upstream health: a small state machine fed by active checks (run by
+//! `health_checks::HealthChecker`). It flips only after `unhealthy_after` consecutive failures
 //! or `healthy_after` consecutive successes, and logs only on a flip.
 
-use crate::state::SharedRuntime;
 use crate::upstream::circuit::Breaker;
 use crate::upstream::h1::put_header;
 use crate::upstream::io::ConnectError;
 use crate::upstream::Upstream;
-use async_trait::async_trait;
 use bytes::BytesMut;
-use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -166,57 +162,9 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Runs the active checks as a Pingora background service; reads the current
-/// runtime each round, so a reload changes what is checked.
-pub struct HealthChecker {
-    pub runtime: SharedRuntime,
-}
-
-#[async_trait]
-impl BackgroundService for HealthChecker {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        loop {
-            let rt = self.runtime.load_full();
-            let hc = rt.config.health_check.clone();
-            if hc.enabled {
-                let mut set = tokio::task::JoinSet::new();
-                for (i, up) in rt.upstreams.iter().enumerate() {
-                    if up.cfg.health_path.is_some() && up.cfg.enabled {
-                        let rt = rt.clone();
-                        set.spawn(async move {
-                            let up = &rt.upstreams[i];
-                            let res = check(up, hc.timeout).await;
-                            let flip = up.health.observe(
-                                res.is_ok(),
-                                res.err(),
-                                hc.unhealthy_after,
-                                hc.healthy_after,
-                            );
-                            match flip {
-                                Some(true) => log::warn!("upstream {} is healthy again", up.name()),
-                                Some(false) => log::warn!(
-                                    "upstream {} marked unhealthy: {}",
-                                    up.name(),
-                                    up.health.last_error().unwrap_or_default()
-                                ),
-                                None => {}
-                            }
-                        });
-                    }
-                }
-                while set.join_next().await.is_some() {}
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(hc.interval) => {}
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
-}
-
 /// `GET <base_url><path>` with the upstream's own auth and extra headers; 2xx is
 /// healthy, anything else (401/403 included: a revoked key is an outage too) is not.
-async fn check(up: &Upstream, timeout: Duration) -> Result<(), String> {
+pub async fn check(up: &Upstream, timeout: Duration) -> Result<(), String> {
     let path = format!(
         "{}{}",
         up.cfg.base_path,

@@ -7,8 +7,8 @@ pub mod health;
 pub mod io;
 pub mod pool;
 
-use crate::admin::metrics::AttemptSeries;
 use crate::config::UpstreamConfig;
+use crate::telemetry::AttemptSeries;
 use h1::Conn;
 use health::Health;
 use http::HeaderValue;
