@@ -9,6 +9,7 @@ pub mod demo;
 pub mod downstream;
 pub mod error;
 pub mod framing;
+pub mod front;
 pub mod headers;
 pub mod health_checks;
 pub mod limits;

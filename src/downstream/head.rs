@@ -10,6 +10,8 @@
 
 use super::target::{clean_path, target_parts, valid_host};
 use crate::framing::{self, parse_length, HeaderLines};
+pub use crate::front::Request;
+use crate::front::Span;
 use std::mem::MaybeUninit;
 
 const MAX_HEADERS: usize = 256;
@@ -36,56 +38,6 @@ pub enum HeadError {
     /// Content-Length and Transfer-Encoding together, several lengths, or a
     /// coding we cannot frame (400): what request smuggling relies on.
     Framing,
-}
-
-type Span = (u32, u32);
-
-/// One parsed request head. The target's parts are offsets into the head.
-#[derive(Debug)]
-pub struct Request {
-    pub method: http::Method,
-    path: Span,
-    query: Option<Span>,
-    pub http10: bool,
-    head: HeaderLines,
-}
-
-impl Request {
-    fn text(&self, s: Span) -> &str {
-        // Request targets are checked by httparse to be visible ASCII.
-        framing::text(&self.head.raw()[s.0 as usize..s.1 as usize]).unwrap_or("")
-    }
-
-    /// The path without the query (`/v1/chat/completions`).
-    pub fn path(&self) -> &str {
-        match self.text(self.path) {
-            "" => "/",
-            p => p,
-        }
-    }
-
-    pub fn query(&self) -> Option<&str> {
-        self.query.map(|q| self.text(q))
-    }
-
-    /// All header lines, in order, names as sent.
-    pub fn headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.head.iter()
-    }
-
-    /// The header lines themselves (for lookups by name).
-    pub fn lines(&self) -> &HeaderLines {
-        &self.head
-    }
-
-    /// The first value of header `name` (ASCII case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.head.get(name)
-    }
-
-    pub fn header_str(&self, name: &str) -> Option<&str> {
-        self.header(name).and_then(framing::text)
-    }
 }
 
 /// How the request body is framed.
@@ -211,13 +163,7 @@ pub fn parse_head(buf: &[u8], max_header_bytes: usize) -> Result<Option<Parsed>,
         _ => BodyFraming::None,
     };
     Ok(Some(Parsed {
-        request: Request {
-            method,
-            path,
-            query,
-            http10,
-            head,
-        },
+        request: Request::new(method, path, query, http10, head),
         len: n,
         body,
         keep_alive,

@@ -176,7 +176,7 @@ async fn accept_loop(
                 // ~3.3 KB (callgrind: ~2k instructions per new connection).
                 current_handle().spawn(Box::pin(async move {
                     if let Some(tcp) = on_this_thread(tcp, here) {
-                        gw.serve_connection(tcp, sd).await;
+                        super::connection::serve_connection(&gw, tcp, sd).await;
                     }
                 }));
             }

@@ -4,6 +4,8 @@
 //! with a header deadline added ([`guard::Guarded`]).
 
 pub mod client;
+mod client_side;
+pub mod connection;
 pub mod guard;
 pub mod head;
 pub mod listener;

@@ -9,7 +9,7 @@
 //! (docs/performance.md), most of it escaping byte by byte.
 
 use super::ctx::{Outcome, RequestCtx};
-use crate::downstream::Request;
+use crate::front::Request;
 use std::cell::RefCell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -13,8 +13,8 @@ use super::exchange::{budget, outgoing, try_target};
 use super::outcome::{record_failure, FailKind};
 use super::respond;
 use super::rewrite::ParsedBody;
-use crate::downstream::{Client, Request};
 use crate::error::GatewayError;
+use crate::front::{ClientSide, Request};
 use crate::limits::quota;
 use crate::routing::{key_hash, ModelRoute, Target, TriedSet};
 use crate::state::Runtime;
@@ -22,8 +22,8 @@ use crate::upstream::circuit::{ms_at, now_ms};
 use std::io;
 use std::time::{Duration, Instant};
 
-pub async fn run(
-    client: &mut Client,
+pub async fn run<C: ClientSide>(
+    client: &mut C,
     req: &Request,
     ctx: &mut RequestCtx,
     route: &ModelRoute,

@@ -8,9 +8,9 @@ use super::outcome::record_failure;
 use super::respond;
 use super::strip::UsageStrip;
 use super::usage::{Usage, UsageTail};
-use crate::downstream::Client;
 use crate::error::error_body;
 use crate::framing::eq_ci;
+use crate::front::ClientSide;
 use crate::headers::{ConnectionNames, NOT_RETURNED_SET};
 use crate::upstream::h1::Conn;
 use crate::upstream::Upstream;
@@ -19,8 +19,8 @@ use std::io;
 use std::time::Instant;
 
 /// Write the chosen answer to the client and pump the rest of the body through.
-pub(super) async fn commit(
-    client: &mut Client,
+pub(super) async fn commit<C: ClientSide>(
+    client: &mut C,
     ctx: &mut RequestCtx,
     up: &Upstream,
     ready: Ready,
@@ -142,7 +142,11 @@ pub(super) async fn commit(
 }
 
 /// Body bytes to the client, through the usage strip when there is one.
-async fn send(client: &mut Client, strip: Option<&mut UsageStrip>, b: &[u8]) -> io::Result<()> {
+async fn send<C: ClientSide>(
+    client: &mut C,
+    strip: Option<&mut UsageStrip>,
+    b: &[u8],
+) -> io::Result<()> {
     let out = match strip {
         Some(s) => s.feed(b),
         None => b,
@@ -165,8 +169,8 @@ pub(super) struct Finish {
 /// connection goes back to the pool before the client can see the end of its
 /// answer: the client's next request must find it there.
 #[allow(clippy::too_many_arguments)]
-async fn last_piece(
-    client: &mut Client,
+async fn last_piece<C: ClientSide>(
+    client: &mut C,
     ctx: &mut RequestCtx,
     up: &Upstream,
     s: Conn,

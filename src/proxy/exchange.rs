@@ -11,7 +11,7 @@ use super::outcome::{body_failure, retry_after, FailKind, Failure};
 use super::rewrite::{ParsedBody, CONCAT_LIMIT};
 use super::sse::FirstEvent;
 use super::usage::Usage;
-use crate::downstream::Request;
+use crate::front::Request;
 use crate::params::wants_usage;
 use crate::routing::Target;
 use crate::upstream::h1::{put_header, Conn, H1Error, Head};

@@ -1,8 +1,8 @@
 //! The client's headers as they go to each upstream: the policy of
 //! [`crate::headers`] applied once per request, then per upstream.
 
-use crate::downstream::Request;
 use crate::framing::eq_ci;
+use crate::front::Request;
 use crate::headers::{forwarded_by_default, has_underscore, is_guarded, ConnectionNames};
 use crate::upstream::h1::put_header;
 use bytes::BytesMut;

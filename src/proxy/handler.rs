@@ -7,8 +7,8 @@ use super::ctx::{Done, ModelSeen, RequestCtx};
 use super::respond;
 use super::rewrite::{ParsedBody, CONCAT_LIMIT};
 use crate::config::LimitsConfig;
-use crate::downstream::{Client, Request};
 use crate::error::GatewayError;
+use crate::front::{ClientSide, Request};
 use crate::limits::redis::Denied;
 use crate::limits::Refused;
 use crate::state::{ClientKey, Runtime};
@@ -16,7 +16,11 @@ use bytes::{Bytes, BytesMut};
 use http::Method;
 use std::io;
 
-pub async fn handle(client: &mut Client, req: &Request, ctx: &mut RequestCtx) -> io::Result<Done> {
+pub async fn handle<C: ClientSide>(
+    client: &mut C,
+    req: &Request,
+    ctx: &mut RequestCtx,
+) -> io::Result<Done> {
     let rt = ctx.runtime.clone();
     let path = req.path();
     let method = &req.method;
@@ -146,13 +150,17 @@ pub async fn handle(client: &mut Client, req: &Request, ctx: &mut RequestCtx) ->
     attempt::run(client, req, ctx, route, parsed).await
 }
 
-async fn fail(client: &mut Client, ctx: &mut RequestCtx, e: GatewayError) -> io::Result<Done> {
+async fn fail<C: ClientSide>(
+    client: &mut C,
+    ctx: &mut RequestCtx,
+    e: GatewayError,
+) -> io::Result<Done> {
     respond::error(client, ctx, &e).await?;
     Ok(Done::Answered)
 }
 
-async fn simple(
-    client: &mut Client,
+async fn simple<C: ClientSide>(
+    client: &mut C,
     ctx: &mut RequestCtx,
     method_ok: bool,
     answer: (u16, Bytes),
@@ -229,8 +237,8 @@ fn models_list(rt: &Runtime, key: Option<&ClientKey>) -> Bytes {
 
 /// Read the whole request body, bounded by `max_body_bytes`, by
 /// `body_timeout` for each wait and by `deadline` for all of it.
-async fn read_body(
-    client: &mut Client,
+async fn read_body<C: ClientSide>(
+    client: &mut C,
     req: &Request,
     limits: &LimitsConfig,
     deadline: std::time::Instant,

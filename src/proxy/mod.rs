@@ -1,8 +1,9 @@
-//! The AI listener: one task per client connection runs [`Gateway::serve`]
-//! for each request on it (see docs/phases.md):
+//! The exchange core: [`Gateway::serve`] answers one request from any client
+//! transport ([`crate::front::ClientSide`]; today the HTTP/1.1 front end's
+//! connection loop in `downstream/connection.rs`), see docs/phases.md:
 //!
 //! ```text
-//! Client::read_request -> head, framing, header deadline    (downstream/client.rs)
+//! Client::read_request -> head, framing, header deadline    (downstream/)
 //! handler::handle      -> endpoint, auth, body, model, admission
 //! attempt::run         -> attempt loop (exchange, outcome) + commit, always answers
 //! log                  -> metrics, one access-log line
@@ -34,14 +35,12 @@ pub mod usage;
 pub use ctx::RequestCtx;
 
 use crate::admin::access_log::AccessLog;
-use crate::downstream::{Client, HeadError, HeadLimits, Request};
 use crate::error::GatewayError;
+use crate::front::{ClientSide, Request};
 use crate::limits::usage::{Record, UsageMeter};
 use crate::state::SharedRuntime;
 use crate::telemetry::{Metrics, Observed};
-use pingora::server::ShutdownWatch;
 use std::sync::Arc;
-use tokio::net::TcpStream;
 
 pub struct Gateway {
     pub runtime: SharedRuntime,
@@ -51,35 +50,9 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Serve every request of one accepted connection (`downstream::listener`);
-    /// the connection is closed when this returns.
-    pub async fn serve_connection(&self, stream: TcpStream, shutdown: ShutdownWatch) {
-        let mut client = Client::new(stream, shutdown);
-        loop {
-            let limits = {
-                let rt = self.runtime.load();
-                HeadLimits {
-                    max_header_bytes: rt.config.limits.max_header_bytes,
-                    header_timeout: rt.config.limits.header_timeout,
-                }
-            };
-            match client.read_request(&limits).await {
-                Ok(req) => {
-                    if !self.serve(&mut client, &req).await || !client.reusable().await {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    self.refuse(client, e, &limits).await;
-                    return;
-                }
-            }
-        }
-    }
-
     /// One request, answered and logged. False: the connection must close (the
     /// client is gone, or a committed answer was cut).
-    async fn serve(&self, client: &mut Client, req: &Request) -> bool {
+    pub async fn serve<C: ClientSide>(&self, client: &mut C, req: &Request) -> bool {
         let mut ctx = RequestCtx::new(self.runtime.load_full(), self.metrics.clone());
         ctx.metrics.in_flight.inc();
         ctx.request_id = ctx::request_id(req.header("x-request-id"));
@@ -97,38 +70,15 @@ impl Gateway {
         keep
     }
 
-    /// A request head that could not be read: answered (when there is someone to
-    /// answer) and counted like any other request, then the connection closes.
-    async fn refuse(&self, mut client: Client, e: HeadError, limits: &HeadLimits) {
-        let err = match e {
-            HeadError::Gone => return,
-            HeadError::Timeout => {
-                client
-                    .write_raw_and_close(crate::downstream::client::TIMEOUT_RESPONSE)
-                    .await;
-                return;
-            }
-            HeadError::TooLarge => GatewayError::HeadersTooLarge(limits.max_header_bytes),
-            HeadError::Malformed => GatewayError::BadRequest("malformed HTTP request head".into()),
-            HeadError::BadTarget => GatewayError::BadRequest(
-                "invalid request target: send a path such as /v1/chat/completions, in \
-                 visible ASCII, without dot-segments (. or ..) or broken %-escapes"
-                    .into(),
-            ),
-            HeadError::BadHost => GatewayError::BadRequest(
-                "an HTTP/1.1 request needs exactly one Host header with a valid host[:port]".into(),
-            ),
-            HeadError::Framing => GatewayError::BadRequest(
-                "ambiguous request framing: send either one Content-Length or \
-                 Transfer-Encoding: chunked"
-                    .into(),
-            ),
-        };
+    /// A request that was refused before it could be read (its head): the
+    /// error answered (when there is someone to answer) and counted like any
+    /// other request. The transport closes the connection after it.
+    pub async fn refused<C: ClientSide>(&self, client: &mut C, err: GatewayError) {
         let mut ctx = RequestCtx::new(self.runtime.load_full(), self.metrics.clone());
         ctx.metrics.in_flight.inc();
         ctx.request_id = ctx::request_id(None);
         client.close_after();
-        if respond::error(&mut client, &ctx, &err).await.is_err() {
+        if respond::error(client, &ctx, &err).await.is_err() {
             ctx.client_gone = true;
         }
         ctx.bytes_sent = client.bytes_sent();

@@ -2,13 +2,13 @@
 //! headers every answer carries.
 
 use super::ctx::RequestCtx;
-use crate::downstream::Client;
 use crate::error::GatewayError;
+use crate::front::ClientSide;
 use std::io;
 
 /// Headers on every answer: request id, and after an attempt loop who answered
 /// and how many attempts it took.
-pub fn stamp(client: &mut Client, ctx: &RequestCtx) {
+pub fn stamp<C: ClientSide>(client: &mut C, ctx: &RequestCtx) {
     client.header(b"x-request-id", ctx.request_id.as_bytes());
     if !ctx.attempts.is_empty() {
         let mut n = itoa::Buffer::new();
@@ -22,8 +22,8 @@ pub fn stamp(client: &mut Client, ctx: &RequestCtx) {
     }
 }
 
-pub async fn json(
-    client: &mut Client,
+pub async fn json<C: ClientSide>(
+    client: &mut C,
     ctx: &RequestCtx,
     status: u16,
     body: &[u8],
@@ -40,7 +40,11 @@ pub async fn json(
     client.write_body(body, true).await
 }
 
-pub async fn error(client: &mut Client, ctx: &RequestCtx, err: &GatewayError) -> io::Result<()> {
+pub async fn error<C: ClientSide>(
+    client: &mut C,
+    ctx: &RequestCtx,
+    err: &GatewayError,
+) -> io::Result<()> {
     // Nothing was answered: any reservation goes back before the client knows.
     ctx.settle_tokens(false);
     let mut extra = Vec::new();
