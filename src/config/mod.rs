@@ -1,12 +1,14 @@
 //! Configuration: on-disk format (`file`), environment interpolation (`env`),
 //! validation (`validate`) into the model the gateway runs on (`model`).
 
+mod auth;
 mod env;
 mod file;
 mod issues;
 mod model;
 mod state;
 mod targets;
+mod upstreams;
 mod validate;
 mod values;
 

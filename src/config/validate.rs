@@ -4,10 +4,10 @@
 use super::file::*;
 use super::issues::Issues;
 use super::model::*;
-use super::values::duration;
+use super::values::{duration, health_path, statuses};
 use crate::secret::Secret;
-use http::{HeaderName, HeaderValue, Uri};
-use std::collections::{BTreeMap, HashSet};
+use http::HeaderName;
+use std::collections::HashSet;
 use std::time::Duration;
 
 /// `retry.backoff`: like [`duration`] but zero (the default) means off, and
@@ -50,67 +50,6 @@ pub fn parse_byte_size(text: &str) -> Option<u64> {
         _ => return None,
     };
     n.checked_mul(mult)
-}
-
-fn statuses(issues: &mut Issues, path: &str, list: &[u16]) {
-    for (i, s) in list.iter().enumerate() {
-        if !(100..=599).contains(s) {
-            issues.add(format!("{path}[{i}]"), format!("{s} is not an HTTP status"));
-        }
-    }
-}
-
-fn parse_base_url(
-    issues: &mut Issues,
-    path: &str,
-    text: &str,
-) -> Option<(bool, String, u16, String)> {
-    let uri: Uri = match text.parse() {
-        Ok(u) => u,
-        Err(_) => {
-            issues.add(path, format!("`{text}` is not a URL"));
-            return None;
-        }
-    };
-    let tls = match uri.scheme_str() {
-        Some("https") => true,
-        Some("http") => false,
-        _ => {
-            issues.add(path, "must start with http:// or https://");
-            return None;
-        }
-    };
-    let Some(authority) = uri.authority() else {
-        issues.add(path, "has no host");
-        return None;
-    };
-    if authority.as_str().contains('@') {
-        issues.add(path, "must not contain credentials; use api_key");
-        return None;
-    }
-    if uri.query().is_some() {
-        issues.add(path, "must not contain a query string");
-        return None;
-    }
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    if host.is_empty() {
-        issues.add(path, "has no host");
-        return None;
-    }
-    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let base_path = uri.path().trim_end_matches('/').to_string();
-    Some((tls, host, port, base_path))
-}
-
-fn health_path(issues: &mut Issues, path: &str, p: &str) -> String {
-    if !p.starts_with('/') {
-        issues.add(path, "must start with /");
-    }
-    p.to_string()
 }
 
 pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
@@ -173,212 +112,16 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
         .unwrap_or("/models");
     let global_health_path = health_path(&mut issues, "health_check.path", global_health_path);
 
-    // Upstreams (BTreeMap: sorted by name, so indices are stable for a given file).
-    let mut upstreams = Vec::with_capacity(file.upstreams.len());
-    let mut index_of = BTreeMap::new();
-    if file.upstreams.is_empty() {
-        issues.add("upstreams", "at least one upstream is required");
-    }
-    for (name, u) in file.upstreams {
-        let p = format!("upstreams.{name}");
-        let parsed = parse_base_url(&mut issues, &format!("{p}.base_url"), &u.base_url);
-        let format = match u.format.as_deref().unwrap_or("openai") {
-            "openai" => Format::OpenAi,
-            "anthropic" | "gemini" => {
-                issues.add(
-                    format!("{p}.format"),
-                    "anthropic and gemini translation is not supported by this build; use an OpenAI-compatible endpoint (format: openai)",
-                );
-                Format::OpenAi
-            }
-            other => {
-                issues.add(
-                    format!("{p}.format"),
-                    format!("`{other}` is not one of openai, anthropic, gemini"),
-                );
-                Format::OpenAi
-            }
-        };
-        let mut headers = Vec::new();
-        for (k, v) in &u.headers {
-            let hp = format!("{p}.headers.{k}");
-            match (
-                HeaderName::from_bytes(k.as_bytes()),
-                HeaderValue::from_str(v),
-            ) {
-                (Ok(n), Ok(val)) => {
-                    if matches!(
-                        n.as_str(),
-                        "host" | "content-length" | "transfer-encoding" | "connection"
-                    ) {
-                        issues.add(hp, "is set by the gateway and cannot be overridden");
-                    } else {
-                        headers.push((n, val));
-                    }
-                }
-                (Err(_), _) => issues.add(hp, "is not a valid header name"),
-                (_, Err(_)) => issues.add(hp, "value has characters not allowed in a header"),
-            }
-        }
-        if u.api_key.is_some() && headers.iter().any(|(n, _)| n == "authorization") {
-            issues.add(
-                format!("{p}.headers.authorization"),
-                "conflicts with api_key, which sets Authorization",
-            );
-        }
-        let mut forward_headers = Vec::new();
-        for (i, n) in u.forward_headers.iter().enumerate() {
-            let fp = format!("{p}.forward_headers[{i}]");
-            match HeaderName::from_bytes(n.as_bytes()) {
-                Ok(h) if crate::headers::is_guarded(h.as_str().as_bytes()) => {
-                    forward_headers.push(h)
-                }
-                Ok(_) => issues.add(
-                    fp,
-                    format!(
-                        "`{n}` is not a guarded header (client credentials, OpenAI-Organization, \
-                         OpenAI-Project, Forwarded, X-Forwarded-*, X-Real-IP); other headers \
-                         are forwarded by default or never (hop-by-hop)"
-                    ),
-                ),
-                Err(_) => issues.add(fp, "is not a valid header name"),
-            }
-        }
-        if let Some(k) = &u.api_key {
-            if HeaderValue::from_str(&format!("Bearer {k}")).is_err() {
-                issues.add(
-                    format!("{p}.api_key"),
-                    "has characters not allowed in a header",
-                );
-            }
-        }
-        let retry_on = match &u.retry_on {
-            Some(list) => {
-                statuses(&mut issues, &format!("{p}.retry_on"), list);
-                list.clone()
-            }
-            None => default_on_status.clone(),
-        };
-        let enabled = u
-            .health_check
-            .as_ref()
-            .and_then(|h| h.enabled)
-            .unwrap_or(true);
-        let hpath = match u.health_check.as_ref().and_then(|h| h.path.as_deref()) {
-            Some(hp) => health_path(&mut issues, &format!("{p}.health_check.path"), hp),
-            None => global_health_path.clone(),
-        };
-        if let Some(ca) = &u.ca_file {
-            if !std::path::Path::new(ca).is_file() {
-                issues.add(
-                    format!("{p}.ca_file"),
-                    format!("`{ca}` is not a readable file"),
-                );
-            }
-        }
-        let (tls, host, port, base_path) =
-            parsed.unwrap_or((false, String::new(), 0, String::new()));
-        index_of.insert(name.clone(), upstreams.len());
-        upstreams.push(UpstreamConfig {
-            connect_timeout: duration(
-                &mut issues,
-                &format!("{p}.connect_timeout"),
-                u.connect_timeout.as_ref(),
-                Duration::from_secs(3),
-            ),
-            response_timeout: duration(
-                &mut issues,
-                &format!("{p}.response_timeout"),
-                u.response_timeout.as_ref(),
-                Duration::from_secs(300),
-            ),
-            first_token_timeout: duration(
-                &mut issues,
-                &format!("{p}.first_token_timeout"),
-                u.first_token_timeout.as_ref(),
-                Duration::from_secs(60),
-            ),
-            idle_timeout: duration(
-                &mut issues,
-                &format!("{p}.idle_timeout"),
-                u.idle_timeout.as_ref(),
-                Duration::from_secs(60),
-            ),
-            name,
-            enabled: u.enabled.unwrap_or(true),
-            retries: u.retries.unwrap_or(0),
-            tls,
-            host,
-            port,
-            base_path,
-            api_key: u.api_key.map(Secret::new),
-            format,
-            headers,
-            forward_headers,
-            retry_on,
-            health_path: enabled.then_some(hpath),
-            ca_file: u.ca_file,
-        });
-    }
+    let (upstreams, index_of) = super::upstreams::upstreams(
+        &mut issues,
+        file.upstreams,
+        &default_on_status,
+        &global_health_path,
+    );
 
     let models = super::targets::models(&mut issues, file.models, &index_of);
 
-    // Client keys.
-    let auth = file.auth.map(|a| {
-        let mut names = HashSet::new();
-        let mut keys = HashSet::new();
-        let mut out = Vec::new();
-        for (i, k) in a.api_keys.into_iter().enumerate() {
-            let kp = format!("auth.api_keys[{i}]");
-            if k.name.is_empty() {
-                issues.add(format!("{kp}.name"), "must not be empty");
-            }
-            if !names.insert(k.name.clone()) {
-                issues.add(
-                    format!("{kp}.name"),
-                    format!("`{}` is used by another key", k.name),
-                );
-            }
-            if k.key.len() < 8 {
-                issues.add(format!("{kp}.key"), "must be at least 8 characters");
-            }
-            if !keys.insert(k.key.clone()) {
-                issues.add(format!("{kp}.key"), "is the same as another key's");
-            }
-            if let Some(list) = &k.models {
-                for (j, m) in list.iter().enumerate() {
-                    if !models.contains_key(m) {
-                        issues.add(
-                            format!("{kp}.models[{j}]"),
-                            format!("`{m}` is not defined under models"),
-                        );
-                    }
-                }
-            }
-            let rpm = k.rate_limit.as_ref().and_then(|r| r.rpm);
-            if rpm == Some(0) {
-                issues.add(format!("{kp}.rate_limit.rpm"), "must be at least 1");
-            }
-            let tpm = k.rate_limit.as_ref().and_then(|r| r.tpm);
-            if tpm == Some(0) {
-                issues.add(format!("{kp}.rate_limit.tpm"), "must be at least 1");
-            }
-            out.push(ClientKeyConfig {
-                name: k.name,
-                key: Secret::new(k.key),
-                models: k.models,
-                rpm,
-                tpm,
-            });
-        }
-        if out.is_empty() {
-            issues.add(
-                "auth.api_keys",
-                "is empty; remove `auth` to disable client authentication",
-            );
-        }
-        out
-    });
+    let auth = super::auth::auth(&mut issues, file.auth, &models);
 
     let retry = RetryConfig {
         on_status: default_on_status,

@@ -28,3 +28,18 @@ pub(super) fn duration(
         },
     }
 }
+
+pub(super) fn statuses(issues: &mut Issues, path: &str, list: &[u16]) {
+    for (i, s) in list.iter().enumerate() {
+        if !(100..=599).contains(s) {
+            issues.add(format!("{path}[{i}]"), format!("{s} is not an HTTP status"));
+        }
+    }
+}
+
+pub(super) fn health_path(issues: &mut Issues, path: &str, p: &str) -> String {
+    if !p.starts_with('/') {
+        issues.add(path, "must start with /");
+    }
+    p.to_string()
+}
