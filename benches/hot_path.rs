@@ -28,7 +28,7 @@ fn rewrite(c: &mut Criterion) {
             |b, body| {
                 b.iter(|| {
                     let p = ParsedBody::parse(body.clone()).expect("valid");
-                    black_box(p.with_model(&model));
+                    black_box(p.spliced(&model));
                 })
             },
         );

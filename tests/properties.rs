@@ -53,9 +53,7 @@ proptest! {
         let parsed = ParsedBody::parse(Bytes::from(text.clone())).expect("valid body parses");
         prop_assert_eq!(&parsed.model, &model);
         let target_json = Bytes::from(Value::from(target.as_str()).to_string());
-        let (pieces, len) = parsed.with_model(&target_json);
-        let out: Vec<u8> = pieces.iter().flat_map(|b| b.iter().copied()).collect();
-        prop_assert_eq!(out.len(), len);
+        let out: Vec<u8> = parsed.spliced(&target_json).concat();
         let expected = text.replacen(&format!("\"model\" :  {model_json}"), &format!("\"model\" :  {}", String::from_utf8_lossy(&target_json)), 1);
         prop_assert_eq!(String::from_utf8(out).unwrap(), expected);
     }

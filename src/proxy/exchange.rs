@@ -261,18 +261,8 @@ async fn send(
     // Small bodies are copied behind the head (one write); larger ones are
     // written from the client's buffer, in three pieces.
     let inline = len <= CONCAT_LIMIT;
-    let mut head = BytesMut::with_capacity(256 + out.headers.len() + if inline { len } else { 0 });
-    head.extend_from_slice(b"POST ");
-    head.extend_from_slice(cfg.base_path.as_bytes());
-    head.extend_from_slice(out.rest.as_bytes());
-    head.extend_from_slice(b" HTTP/1.1\r\n");
-    put_header(&mut head, b"host", up.authority.as_bytes());
-    if let Some(a) = &up.auth {
-        put_header(&mut head, b"authorization", a.as_bytes());
-    }
-    for (k, v) in &cfg.headers {
-        put_header(&mut head, k.as_str().as_bytes(), v.as_bytes());
-    }
+    let extra = out.headers.len() + if inline { len } else { 0 };
+    let mut head = up.head_start(b"POST", out.rest.as_bytes(), extra);
     let mut itoa = itoa::Buffer::new();
     put_header(&mut head, b"content-length", itoa.format(len).as_bytes());
     out.headers.write_for(&mut head, &up.sets, &up.allows);

@@ -116,23 +116,6 @@ impl ParsedBody {
     pub fn with_params(&self, model_json: &[u8], params: &Params) -> Option<Vec<u8>> {
         params.apply(&self.body, self.span.clone(), model_json)
     }
-
-    /// The body with `model_json` (an encoded JSON string) in place of the model:
-    /// one or three buffers, and their total length.
-    pub fn with_model(&self, model_json: &Bytes) -> (Vec<Bytes>, usize) {
-        let prefix = self.body.slice(..self.span.start);
-        let suffix = self.body.slice(self.span.end..);
-        let len = prefix.len() + model_json.len() + suffix.len();
-        if len <= CONCAT_LIMIT {
-            let mut b = BytesMut::with_capacity(len);
-            b.extend_from_slice(&prefix);
-            b.extend_from_slice(model_json);
-            b.extend_from_slice(&suffix);
-            (vec![b.freeze()], len)
-        } else {
-            (vec![prefix, model_json.clone(), suffix], len)
-        }
-    }
 }
 
 #[cfg(test)]
@@ -142,10 +125,7 @@ mod tests {
     fn rewrite(body: &str, model: &str) -> String {
         let p = ParsedBody::parse(Bytes::from(body.to_string())).unwrap();
         let mj = Bytes::from(serde_json::Value::from(model).to_string());
-        let (parts, len) = p.with_model(&mj);
-        let out: Vec<u8> = parts.iter().flat_map(|b| b.iter().copied()).collect();
-        assert_eq!(out.len(), len);
-        String::from_utf8(out).unwrap()
+        String::from_utf8(p.spliced(&mj).concat()).unwrap()
     }
 
     #[test]
@@ -196,9 +176,8 @@ mod tests {
     fn a_stream_without_stream_options_asks_for_usage() {
         let mut p = ParsedBody::parse(Bytes::from(r#" {"stream":true, "model":"chat"}"#)).unwrap();
         assert!(p.ask_for_usage());
-        let (parts, _) = p.with_model(&Bytes::from_static(b"\"m\""));
         assert_eq!(
-            parts.concat(),
+            p.spliced(b"\"m\"").concat(),
             br#" {"stream_options":{"include_usage":true},"stream":true, "model":"m"}"#
         );
         assert!(!p.ask_for_usage(), "once");
@@ -210,14 +189,6 @@ mod tests {
                 .unwrap()
                 .ask_for_usage());
         }
-    }
-
-    #[test]
-    fn large_body_is_three_slices() {
-        let big = format!(r#"{{"model":"chat","pad":"{}"}}"#, "x".repeat(100_000));
-        let p = ParsedBody::parse(Bytes::from(big)).unwrap();
-        let (parts, _) = p.with_model(&Bytes::from_static(b"\"m\""));
-        assert_eq!(parts.len(), 3);
     }
 
     #[test]

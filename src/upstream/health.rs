@@ -3,10 +3,8 @@
 //! or `healthy_after` consecutive successes, and logs only on a flip.
 
 use crate::upstream::circuit::Breaker;
-use crate::upstream::h1::put_header;
 use crate::upstream::io::ConnectError;
 use crate::upstream::Upstream;
-use bytes::BytesMut;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -165,22 +163,8 @@ impl Drop for InFlight<'_> {
 /// `GET <base_url><path>` with the upstream's own auth and extra headers; 2xx is
 /// healthy, anything else (401/403 included: a revoked key is an outage too) is not.
 pub async fn check(up: &Upstream, timeout: Duration) -> Result<(), String> {
-    let path = format!(
-        "{}{}",
-        up.cfg.base_path,
-        up.cfg.health_path.as_deref().unwrap_or("/models")
-    );
-    let mut head = BytesMut::with_capacity(256 + path.len());
-    head.extend_from_slice(b"GET ");
-    head.extend_from_slice(path.as_bytes());
-    head.extend_from_slice(b" HTTP/1.1\r\n");
-    put_header(&mut head, b"host", up.authority.as_bytes());
-    if let Some(a) = &up.auth {
-        put_header(&mut head, b"authorization", a.as_bytes());
-    }
-    for (k, v) in &up.cfg.headers {
-        put_header(&mut head, k.as_str().as_bytes(), v.as_bytes());
-    }
+    let path = up.cfg.health_path.as_deref().unwrap_or("/models");
+    let mut head = up.head_start(b"GET", path.as_bytes(), 2);
     head.extend_from_slice(b"\r\n");
     let run = async {
         let mut conn = match up.pooled() {

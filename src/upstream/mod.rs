@@ -123,6 +123,28 @@ impl Upstream {
         })
     }
 
+    /// The start of every request head sent to this upstream — requests and
+    /// health checks alike: the request line for `<base_path><rest>` and the
+    /// headers its config sets (Host, Authorization from `api_key`,
+    /// `headers:`). The caller adds its own headers and the blank line;
+    /// `extra`: bytes it will add, reserved now.
+    pub fn head_start(&self, method: &[u8], rest: &[u8], extra: usize) -> bytes::BytesMut {
+        let mut head = bytes::BytesMut::with_capacity(256 + rest.len() + extra);
+        head.extend_from_slice(method);
+        head.extend_from_slice(b" ");
+        head.extend_from_slice(self.cfg.base_path.as_bytes());
+        head.extend_from_slice(rest);
+        head.extend_from_slice(b" HTTP/1.1\r\n");
+        h1::put_header(&mut head, b"host", self.authority.as_bytes());
+        if let Some(a) = &self.auth {
+            h1::put_header(&mut head, b"authorization", a.as_bytes());
+        }
+        for (k, v) in &self.cfg.headers {
+            h1::put_header(&mut head, k.as_str().as_bytes(), v.as_bytes());
+        }
+        head
+    }
+
     pub fn name(&self) -> &str {
         &self.cfg.name
     }
