@@ -82,9 +82,6 @@ where
 /// Start listeners and background services; never returns. `path`: the config
 /// file, re-read on reload (`None` for the built-in demo config).
 pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), String> {
-    for key in &cfg.unenforced {
-        log::warn!("config: `{key}` is accepted but not enforced by this build");
-    }
     if cfg.auth.is_none() {
         log::warn!("config: no `auth` section: any client may use the gateway");
     }

@@ -125,7 +125,7 @@ impl Reloader {
                 "this instance runs the built-in demo config: nothing to reload".into(),
             ]);
         };
-        let cfg = config::load(path).map_err(|e| e.problems)?;
+        let cfg = config::load(path).map_err(|e| e.problems.lines())?;
         let old = self.runtime.load_full();
         let mut not_applied = restart_only(&old.config, &cfg);
         if cfg.log_level != old.config.log_level {

@@ -13,7 +13,7 @@ mod validate;
 mod values;
 
 pub use env::interpolate;
-pub use issues::MAX_TARGETS_PER_MODEL;
+pub use issues::{Problem, Problems, MAX_TARGETS_PER_MODEL};
 pub use model::*;
 pub use validate::parse_byte_size;
 
@@ -24,13 +24,13 @@ use std::path::Path;
 #[derive(Debug)]
 pub struct ConfigError {
     pub file: String,
-    pub problems: Vec<String>,
+    pub problems: Problems,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} problem(s)", self.file, self.problems.len())?;
-        for p in &self.problems {
+        write!(f, "{}: {} problem(s)", self.file, self.problems.0.len())?;
+        for p in &self.problems.0 {
             write!(f, "\n  {}: {p}", self.file)?;
         }
         Ok(())
@@ -46,18 +46,26 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         file: file.clone(),
         problems,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| err(vec![format!("cannot read: {e}")]))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err(Problems::whole(format!("cannot read: {e}"))))?;
     parse_str(&text, |k| std::env::var(k).ok()).map_err(err)
 }
 
 /// Parse config text with the given environment lookup (tests pass their own).
-pub fn parse_str(
-    text: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Config, Vec<String>> {
-    let text = interpolate(text, lookup)?;
+pub fn parse_str(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Config, Problems> {
+    let text = interpolate(text, lookup).map_err(|lines| {
+        Problems(
+            lines
+                .into_iter()
+                .map(|message| Problem {
+                    path: None,
+                    message,
+                })
+                .collect(),
+        )
+    })?;
     let parsed: file::FileConfig =
-        serde_yaml::from_str(&text).map_err(|e| vec![redact_serde(&e.to_string())])?;
+        serde_yaml::from_str(&text).map_err(|e| Problems::whole(redact_serde(&e.to_string())))?;
     validate::validate(parsed)
 }
 
@@ -196,13 +204,13 @@ auth:
             env,
         )
         .unwrap_err();
-        assert!(errs[0].contains("api_kye"), "{errs:?}");
+        assert!(errs.join("").contains("api_kye"), "{errs:?}");
         let errs = parse_str(
             "upstreams:\n  a: {base_url: 'http://x', connect_timeout: [\"sk-zzz\"]}\n",
             env,
         )
         .unwrap_err();
-        assert!(!errs[0].contains("sk-zzz"), "{errs:?}");
+        assert!(!errs.join("").contains("sk-zzz"), "{errs:?}");
     }
 
     #[test]
@@ -252,7 +260,6 @@ auth:
         let q = c.models["chat"][1].quota.as_ref().unwrap();
         assert_eq!((q.requests, q.tokens), (Some(10), Some(5000)));
         assert!(q.reset.is_some());
-        assert!(c.unenforced.is_empty(), "{:?}", c.unenforced);
         for (bad, needle) in [
             ("{reset: \"0 0 * * *\"}", "models.chat[1].quota: needs"),
             (

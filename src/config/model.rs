@@ -32,9 +32,6 @@ pub struct Config {
     pub log_level: Option<String>,
     /// Access log: `stdout` (default), `off`, or a file path.
     pub access_log: AccessLogTarget,
-    /// Settings accepted for compatibility with the full design but not enforced by
-    /// this build; logged as warnings at start so nobody relies on them silently.
-    pub unenforced: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -2,7 +2,7 @@
 //! as `key.path: what is wrong`; no message ever contains a secret value.
 
 use super::file::*;
-use super::issues::Issues;
+use super::issues::{Issues, Problems};
 use super::model::*;
 use super::values::{duration, health_path, statuses};
 use crate::secret::Secret;
@@ -52,9 +52,8 @@ pub fn parse_byte_size(text: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
-pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
+pub fn validate(file: FileConfig) -> Result<Config, Problems> {
     let mut issues = Issues::default();
-    let unenforced = Vec::new();
 
     let listen = match file.listen {
         None => vec!["0.0.0.0:8080".to_string()],
@@ -317,7 +316,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
     }
 
     if !issues.0.is_empty() {
-        return Err(issues.0);
+        return Err(Problems(issues.0));
     }
     Ok(Config {
         listen,
@@ -341,6 +340,5 @@ pub fn validate(file: FileConfig) -> Result<Config, Vec<String>> {
         server,
         log_level,
         access_log,
-        unenforced,
     })
 }
