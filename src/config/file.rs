@@ -87,6 +87,7 @@ pub struct UpstreamFile {
     pub forward_headers: Vec<String>,
     pub enabled: Option<bool>,
     pub retries: Option<u32>,
+    pub stream_usage: Option<bool>,
     pub connect_timeout: Option<String>,
     pub response_timeout: Option<String>,
     pub first_token_timeout: Option<String>,

@@ -92,6 +92,9 @@ pub struct UpstreamConfig {
     /// Attempts again on this same upstream (after a jittered pause) before
     /// the next target.
     pub retries: u32,
+    /// `stream_usage`: llmgate may add `stream_options.include_usage` to
+    /// streams sent here (false for servers that refuse unknown fields).
+    pub stream_usage: bool,
     pub tls: bool,
     pub host: String,
     pub port: u16,

@@ -161,6 +161,7 @@ pub(super) fn upstreams(
             retry_on,
             health_path: enabled.then_some(hpath),
             ca_file: u.ca_file,
+            stream_usage: u.stream_usage.unwrap_or(true),
         });
     }
 

@@ -66,7 +66,8 @@ pub(super) async fn commit<C: ClientSide>(
     let _stream = metrics.as_ref().map(|m| StreamGauge::new(&m.streams));
     let mut usage = UsageTail::default();
     // llmgate asked for usage the client did not: what that adds is taken out.
-    let mut strip = (sse && converted.is_none() && ctx.strip_usage).then(UsageStrip::default);
+    let asked = ctx.strip_usage && up.cfg.stream_usage;
+    let mut strip = (sse && converted.is_none() && asked).then(UsageStrip::default);
     // What was read before commit leaves with the head, in one write.
     let first = match chunks.len() {
         0 => None,

@@ -250,12 +250,13 @@ async fn send(
     let cfg = &up.cfg;
     let edited;
     let params = target.params.as_deref();
-    let body = match params.and_then(|p| out.body.with_params(&target.model_json, p)) {
+    let ask = cfg.stream_usage;
+    let body = match params.and_then(|p| out.body.with_params(&target.model_json, p, ask)) {
         Some(b) => {
             edited = b;
-            [&edited[..], &[], &[]]
+            [&edited[..], &[], &[], &[]]
         }
-        None => out.body.spliced(&target.model_json),
+        None => out.body.spliced_for(&target.model_json, ask),
     };
     let len: usize = body.iter().map(|p| p.len()).sum();
     // Small bodies are copied behind the head (one write); larger ones are

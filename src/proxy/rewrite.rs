@@ -11,6 +11,9 @@ use std::ops::Range;
 /// ones as three zero-copy slices, so a 1 MiB body is never copied.
 pub const CONCAT_LIMIT: usize = 16 * 1024;
 
+/// What [`ParsedBody::ask_for_usage`] adds after a stream body's opening brace.
+const ASK: &[u8] = br#""stream_options":{"include_usage":true},"#;
+
 /// Deepest JSON nesting accepted (serde_json's own limit for values it builds):
 /// a deeply nested body must not reach an upstream parser either.
 pub const MAX_DEPTH: usize = 128;
@@ -30,6 +33,8 @@ pub struct ParsedBody {
     pub stream_options: bool,
     /// llmgate added `stream_options.include_usage` ([`ParsedBody::ask_for_usage`]).
     pub usage_asked: bool,
+    /// Where it was added (just after the opening brace).
+    asked_at: usize,
 }
 
 impl ParsedBody {
@@ -69,6 +74,7 @@ impl ParsedBody {
             max_completion,
             stream_options: fields.stream_options.is_some(),
             usage_asked: false,
+            asked_at: 0,
         })
     }
 
@@ -77,7 +83,6 @@ impl ParsedBody {
     /// opening brace); true if it was added. The body gets its own
     /// allocation, like [`ParsedBody::detach`].
     pub fn ask_for_usage(&mut self) -> bool {
-        const ASK: &[u8] = br#""stream_options":{"include_usage":true},"#;
         if !self.stream || self.stream_options {
             return false;
         }
@@ -92,7 +97,38 @@ impl ParsedBody {
         self.span = self.span.start + ASK.len()..self.span.end + ASK.len();
         self.stream_options = true;
         self.usage_asked = true;
+        self.asked_at = open + 1;
         true
+    }
+
+    /// The body with `model_json` (an encoded JSON string) in place of the
+    /// model, as pieces to write one after the other (no copy); without what
+    /// [`ParsedBody::ask_for_usage`] added when `ask` is false (an upstream
+    /// with `stream_usage: false`).
+    pub fn spliced_for<'a>(&'a self, model_json: &'a [u8], ask: bool) -> [&'a [u8]; 4] {
+        if ask || !self.usage_asked {
+            let [a, b, c] = self.spliced(model_json);
+            return [a, b, c, &[]];
+        }
+        let skip = self.asked_at + ASK.len();
+        [
+            &self.body[..self.asked_at],
+            &self.body[skip..self.span.start],
+            model_json,
+            &self.body[self.span.end..],
+        ]
+    }
+
+    /// The client's body as it came (without what llmgate added).
+    pub fn without_ask(&self) -> (Vec<u8>, Range<usize>) {
+        if !self.usage_asked {
+            return (self.body.to_vec(), self.span.clone());
+        }
+        let skip = self.asked_at + ASK.len();
+        let mut b = Vec::with_capacity(self.body.len() - ASK.len());
+        b.extend_from_slice(&self.body[..self.asked_at]);
+        b.extend_from_slice(&self.body[skip..]);
+        (b, self.span.start - ASK.len()..self.span.end - ASK.len())
     }
 
     /// Give the body its own allocation if it is a slice of a larger buffer, so
@@ -113,8 +149,12 @@ impl ParsedBody {
 
     /// The body with `model_json` in place of the model and a target's
     /// parameter overrides applied (`None`: its entries could not be read).
-    pub fn with_params(&self, model_json: &[u8], params: &Params) -> Option<Vec<u8>> {
-        params.apply(&self.body, self.span.clone(), model_json)
+    pub fn with_params(&self, model_json: &[u8], params: &Params, ask: bool) -> Option<Vec<u8>> {
+        if ask || !self.usage_asked {
+            return params.apply(&self.body, self.span.clone(), model_json);
+        }
+        let (body, span) = self.without_ask();
+        params.apply(&body, span, model_json)
     }
 }
 
@@ -181,6 +221,13 @@ mod tests {
             br#" {"stream_options":{"include_usage":true},"stream":true, "model":"m"}"#
         );
         assert!(!p.ask_for_usage(), "once");
+        assert_eq!(
+            p.spliced_for(b"\"m\"", false).concat(),
+            br#" {"stream":true, "model":"m"}"#,
+            "for an upstream with stream_usage: false"
+        );
+        let (plain, span) = p.without_ask();
+        assert_eq!(&plain[span], br#""chat""#);
         for other in [
             r#"{"model":"chat"}"#,
             r#"{"model":"chat","stream":true,"stream_options":{"include_usage":false}}"#,
