@@ -385,3 +385,29 @@ async fn redis_killed_mid_load_follows_on_error_and_comes_back() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_limit_applies_to_what_was_used_in_redis() {
+    let redis = RedisServer::start(None).await;
+    let m = ok_mock().await;
+    let gw = Gateway::start(&shared_config(&m, &redis, "{rpm: 10}", "", "")).await;
+    for _ in 0..5 {
+        assert_eq!(send(&gw).await.status, 200);
+    }
+    // 5 used of a new limit of 5: none left, at once.
+    gw.rewrite_config(&shared_config(&m, &redis, "{rpm: 5}", "", ""));
+    gw.signal("HUP");
+    let mut refused = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if gw.log().contains("is now active") {
+            refused = send(&gw).await.status == 429;
+            break;
+        }
+    }
+    assert!(
+        refused,
+        "the lower limit counts the 5 already used:\n{}",
+        gw.log()
+    );
+}
