@@ -49,6 +49,26 @@ async fn send(gw: &Gateway) -> Response {
     .await
 }
 
+/// A Redis, an OK mock and one gateway on them with `rate_limit` for the
+/// `limited` key and extra `state` keys.
+async fn one_gateway(rate_limit: &str, state: &str) -> (RedisServer, Mock, Gateway) {
+    let redis = RedisServer::start(None).await;
+    let m = ok_mock().await;
+    let gw = Gateway::start(&shared_config(&m, &redis, rate_limit, state, "")).await;
+    (redis, m, gw)
+}
+
+/// Whether a request of the `limited` key is admitted again within 5 s.
+async fn admitted_again(gw: &Gateway) -> bool {
+    for _ in 0..100 {
+        if send(gw).await.status == 200 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 async fn admin_get(gw: &Gateway, path: &str) -> Response {
     let auth = format!("Bearer {ADMIN}");
     request(&gw.admin, "GET", path, &[("authorization", &auth)], b"").await
@@ -193,16 +213,7 @@ async fn limits_survive_a_reload_and_a_restart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_away_with_allow_counts_locally_then_recovers() {
-    let mut redis = RedisServer::start(None).await;
-    let m = ok_mock().await;
-    let gw = Gateway::start(&shared_config(
-        &m,
-        &redis,
-        "{rpm: 4}",
-        ", on_error: allow, timeout: 200ms",
-        "",
-    ))
-    .await;
+    let (mut redis, _m, gw) = one_gateway("{rpm: 4}", ", on_error: allow, timeout: 200ms").await;
     assert_eq!(send(&gw).await.status, 200);
     redis.kill();
     // This process's own cells: 4 a minute, counted from now.
@@ -232,30 +243,13 @@ async fn redis_away_with_allow_counts_locally_then_recovers() {
     );
     // Back (empty): admissions go to Redis again, whose minute is fresh.
     redis.resume().await;
-    let mut back = false;
-    for _ in 0..100 {
-        if send(&gw).await.status == 200 {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(back, "never recovered:\n{}", gw.log());
+    assert!(admitted_again(&gw).await, "never recovered:\n{}", gw.log());
     assert!(gw.log().contains("reachable again"), "{}", gw.log());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_away_with_deny_answers_503_then_recovers() {
-    let mut redis = RedisServer::start(None).await;
-    let m = ok_mock().await;
-    let gw = Gateway::start(&shared_config(
-        &m,
-        &redis,
-        "{rpm: 100}",
-        ", on_error: deny, timeout: 200ms",
-        "",
-    ))
-    .await;
+    let (mut redis, _m, gw) = one_gateway("{rpm: 100}", ", on_error: deny, timeout: 200ms").await;
     assert_eq!(send(&gw).await.status, 200);
     redis.kill();
     let r = send(&gw).await;
@@ -265,15 +259,7 @@ async fn redis_away_with_deny_answers_503_then_recovers() {
     // Keys without limits do not need Redis.
     assert_eq!(gw.chat("chat").await.status, 200);
     redis.resume().await;
-    let mut back = false;
-    for _ in 0..100 {
-        if send(&gw).await.status == 200 {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(back, "never recovered:\n{}", gw.log());
+    assert!(admitted_again(&gw).await, "never recovered:\n{}", gw.log());
 }
 
 #[tokio::test(flavor = "multi_thread")]
