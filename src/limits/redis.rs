@@ -5,7 +5,8 @@
 //! runs the key's `rpm` and `tpm` GCRA cells ([`super::gcra`]'s arithmetic on
 //! Redis's clock, so instances' clocks need not agree) and takes both or
 //! neither. Everything else — settling a `tpm` reservation, usage totals,
-//! quota counts — is queued and sent by the [`Flusher`] as one pipeline every
+//! quota counts — goes through a lock-free channel to the flusher
+//! (`persist::Flusher`), which sends it as one pipeline every
 //! [`FLUSH_EVERY`]; its answers bring back the quota counts of the other
 //! instances.
 //!
@@ -28,11 +29,14 @@ use super::{CellKeys, KeyLimits, Refused};
 use crate::config::{OnError, RedisConfig};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// Writes kept for the flusher while Redis is away.
+const MAX_QUEUED: usize = 1 << 20;
 /// Usage totals are kept this long (400 days).
 pub const USAGE_KEEP_S: u64 = 400 * 24 * 3600;
 
@@ -68,7 +72,12 @@ pub struct Store {
     pub shown: String,
     admit: redis::Script,
     settle: redis::Script,
-    queue: Mutex<Vec<Write>>,
+    /// Writes for the flusher: a lock-free channel (every request thread
+    /// sends; only the flusher takes the receiver's lock).
+    tx: Sender<Write>,
+    rx: Mutex<Receiver<Write>>,
+    /// Writes in the channel, bounded by [`MAX_QUEUED`].
+    queued: AtomicUsize,
     /// Redis was unreachable on the last call (one log line per outage).
     down: AtomicBool,
     pub errors: AtomicU64,
@@ -79,6 +88,7 @@ impl Store {
         let client = redis::Client::open(cfg.url.expose())
             .map_err(|_| "state.url: is not a Redis URL".to_string())?;
         let shown = shown_of(&client);
+        let (tx, rx) = channel();
         Ok(Arc::new(Store {
             client,
             con: tokio::sync::OnceCell::new(),
@@ -88,7 +98,9 @@ impl Store {
             shown,
             admit: redis::Script::new(ADMIT),
             settle: redis::Script::new(SETTLE),
-            queue: Mutex::new(Vec::new()),
+            tx,
+            rx: Mutex::new(rx),
+            queued: AtomicUsize::new(0),
             down: AtomicBool::new(false),
             errors: AtomicU64::new(0),
         }))
@@ -220,12 +232,13 @@ impl Store {
     }
 
     fn push(&self, w: Write) {
-        if let Ok(mut q) = self.queue.lock() {
-            // Bounded while Redis is away: the oldest writes are the ones lost.
-            if q.len() >= 1 << 20 {
-                q.clear();
-            }
-            q.push(w);
+        // Bounded while Redis is away: past the bound, new writes are lost.
+        if self.queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        if self.tx.send(w).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -305,10 +318,11 @@ impl Store {
     /// (one pipeline); called every [`FLUSH_EVERY`].
     pub async fn flush(&self, quotas: &[SharedQuota]) {
         let store = self;
-        let writes = match store.queue.lock() {
-            Ok(mut q) => std::mem::take(&mut *q),
+        let writes: Vec<Write> = match store.rx.lock() {
+            Ok(rx) => rx.try_iter().collect(),
             Err(_) => return,
         };
+        store.queued.fetch_sub(writes.len(), Ordering::Relaxed);
         let now_s = super::quota::now_s();
         let mut pipe = redis::pipe();
         let p = &store.prefix;
@@ -438,13 +452,9 @@ impl Store {
                 for (q, dr, dt) in &quotas {
                     q.unsync(*dr, *dt);
                 }
-                let usage: Vec<Write> = writes
-                    .into_iter()
-                    .filter(|w| matches!(w, Write::Usage(_)))
-                    .collect();
-                if let Ok(mut q) = store.queue.lock() {
-                    if q.len() < 1 << 20 {
-                        q.extend(usage);
+                for w in writes {
+                    if matches!(w, Write::Usage(_)) {
+                        store.push(w);
                     }
                 }
             }
