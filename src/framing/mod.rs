@@ -258,6 +258,8 @@ pub async fn write_all_vectored<W: tokio::io::AsyncWrite + Unpin>(
     mut slices: &mut [std::io::IoSlice<'_>],
 ) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
+    // Empty slices first would make a write of nothing (as std's does).
+    std::io::IoSlice::advance_slices(&mut slices, 0);
     while !slices.is_empty() {
         let n = w.write_vectored(slices).await?;
         if n == 0 {
@@ -271,6 +273,26 @@ pub async fn write_all_vectored<W: tokio::io::AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn empty_slices_are_no_write_of_nothing() {
+        use tokio::io::AsyncReadExt;
+        let (mut a, mut b) = tokio::io::duplex(64);
+        let mut slices = [
+            std::io::IoSlice::new(b""),
+            std::io::IoSlice::new(b"ab"),
+            std::io::IoSlice::new(b""),
+            std::io::IoSlice::new(b"c"),
+            std::io::IoSlice::new(b""),
+        ];
+        write_all_vectored(&mut a, &mut slices).await.unwrap();
+        let mut only_empty = [std::io::IoSlice::new(b"")];
+        write_all_vectored(&mut a, &mut only_empty).await.unwrap();
+        drop(a);
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"abc");
+    }
 
     #[test]
     fn eq_ci_agrees_with_std() {

@@ -113,7 +113,8 @@ impl Conn {
         let mut slices = [IoSlice::new(&[]); 4];
         slices[0] = IoSlice::new(head);
         let mut k = 1;
-        for p in rest {
+        // An empty piece would make a write of nothing, which reads as WriteZero.
+        for p in rest.iter().filter(|p| !p.is_empty()) {
             if k == slices.len() {
                 write_all_vectored(&mut self.stream, &mut slices[..k]).await?;
                 k = 0;
