@@ -153,10 +153,11 @@ impl Reservation {
     }
 }
 
-/// Tokens a request may use, before it runs: its prompt from the body's size
-/// and its completion from the limit it asks for, if any.
-pub fn estimate(body_len: usize, max_completion: Option<u64>) -> u64 {
-    (body_len as u64).div_ceil(4) + max_completion.unwrap_or(0)
+/// Prompt tokens of a request, estimated before it runs from its body's size
+/// (about four bytes a token); its `tpm` reservation adds the completion
+/// limit it asks for, if any.
+pub fn prompt_estimate(body_len: usize) -> u64 {
+    (body_len as u64).div_ceil(4)
 }
 
 pub fn now_us() -> u64 {
@@ -194,7 +195,7 @@ mod tests {
 
     #[test]
     fn estimates() {
-        assert_eq!(estimate(1000, None), 250);
-        assert_eq!(estimate(1001, Some(64)), 251 + 64);
+        assert_eq!(prompt_estimate(1000), 250);
+        assert_eq!(prompt_estimate(1001), 251);
     }
 }

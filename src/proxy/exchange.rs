@@ -210,7 +210,7 @@ async fn whole_as_stream(
         }
     }
     let usage = super::usage::scan(&answer);
-    let sse = answer_as_sse(&answer, !body.usage_asked && wants_usage(&body.body))
+    let sse = answer_as_sse(&answer, wants_usage(&body.body))
         .map_err(|e| Failure::new(FailKind::Malformed, format!("cannot stream it: {e}")))?;
     Ok(Ready {
         up: s,
@@ -254,7 +254,7 @@ async fn send(
     let body = match params.and_then(|p| out.body.with_params(&target.model_json, p, ask)) {
         Some(b) => {
             edited = b;
-            [&edited[..], &[], &[], &[]]
+            [&edited[..], &[], &[], &[], &[]]
         }
         None => out.body.spliced_for(&target.model_json, ask),
     };

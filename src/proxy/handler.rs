@@ -91,12 +91,21 @@ pub async fn handle<C: ClientSide>(
         Ok(p) => p,
         Err(msg) => return fail(client, ctx, GatewayError::BadRequest(msg)).await,
     };
+    if parsed.stream && parsed.body.len() <= CONCAT_LIMIT {
+        // A stream may stay open for minutes: it keeps a copy of its (small)
+        // body, not the connection's whole read buffer.
+        parsed.detach();
+        client.release_buffer();
+    }
+    // Usage of every stream is counted: llmgate asks for it when the client
+    // did not (and takes out of the answer what that adds).
+    ctx.strip_usage = parsed.ask_for_usage();
     let Some(route) = rt.models.get(&parsed.model) else {
         ctx.model = Some(ModelSeen::Unrouted(parsed.model.clone()));
         return fail(client, ctx, GatewayError::UnknownModel(parsed.model)).await;
     };
     ctx.model = Some(ModelSeen::Routed(route.clone()));
-    ctx.prompt_estimate = (parsed.body.len() as u64).div_ceil(4);
+    ctx.prompt_estimate = crate::limits::prompt_estimate(parsed.body.len());
     if let Some(k) = key {
         if !k.may_use(&parsed.model) {
             return fail(
@@ -108,7 +117,7 @@ pub async fn handle<C: ClientSide>(
         }
         if let Some(limits) = &k.limits {
             let tokens = match limits.tpm {
-                Some(_) => crate::limits::estimate(parsed.body.len(), parsed.max_completion),
+                Some(_) => ctx.prompt_estimate + parsed.max_completion.unwrap_or(0),
                 None => 0,
             };
             let verdict = match &rt.store {
@@ -135,17 +144,6 @@ pub async fn handle<C: ClientSide>(
                 }
             }
         }
-    }
-    // Usage of every stream is counted: llmgate asks for it when the client
-    // did not (and takes out of the answer what that adds).
-    ctx.strip_usage = parsed.ask_for_usage();
-    if parsed.stream && (ctx.strip_usage || parsed.body.len() <= CONCAT_LIMIT) {
-        // A stream may stay open for minutes: it keeps a copy of its (small)
-        // body, not the connection's whole read buffer.
-        if !ctx.strip_usage {
-            parsed.detach();
-        }
-        client.release_buffer();
     }
     attempt::run(client, req, ctx, route, parsed).await
 }

@@ -4,7 +4,7 @@
 
 use super::json::ScanError;
 use crate::params::Params;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::ops::Range;
 
 /// Bodies up to this size are sent as one contiguous buffer (one write); larger
@@ -31,9 +31,9 @@ pub struct ParsedBody {
     pub max_completion: Option<u64>,
     /// The client sent `stream_options`.
     pub stream_options: bool,
-    /// llmgate added `stream_options.include_usage` ([`ParsedBody::ask_for_usage`]).
+    /// llmgate asks for usage ([`ParsedBody::ask_for_usage`]).
     pub usage_asked: bool,
-    /// Where it was added (just after the opening brace).
+    /// Where the request for it goes (just after the opening brace).
     asked_at: usize,
 }
 
@@ -79,56 +79,37 @@ impl ParsedBody {
     }
 
     /// A stream whose client did not send `stream_options` asks its upstream
-    /// for usage (`"stream_options":{"include_usage":true}`, added after the
-    /// opening brace); true if it was added. The body gets its own
-    /// allocation, like [`ParsedBody::detach`].
+    /// for usage: `"stream_options":{"include_usage":true},` spliced in after
+    /// the opening brace when the body is sent ([`ParsedBody::spliced_for`]);
+    /// true if it will be. The client's bytes are not touched.
     pub fn ask_for_usage(&mut self) -> bool {
-        if !self.stream || self.stream_options {
+        if !self.stream || self.stream_options || self.usage_asked {
             return false;
         }
         let Some(open) = self.body.iter().position(|&b| b == b'{') else {
             return false;
         };
-        let mut b = BytesMut::with_capacity(self.body.len() + ASK.len());
-        b.extend_from_slice(&self.body[..=open]);
-        b.extend_from_slice(ASK);
-        b.extend_from_slice(&self.body[open + 1..]);
-        self.body = b.freeze();
-        self.span = self.span.start + ASK.len()..self.span.end + ASK.len();
-        self.stream_options = true;
         self.usage_asked = true;
         self.asked_at = open + 1;
         true
     }
 
-    /// The body with `model_json` (an encoded JSON string) in place of the
-    /// model, as pieces to write one after the other (no copy); without what
-    /// [`ParsedBody::ask_for_usage`] added when `ask` is false (an upstream
-    /// with `stream_usage: false`).
-    pub fn spliced_for<'a>(&'a self, model_json: &'a [u8], ask: bool) -> [&'a [u8]; 4] {
-        if ask || !self.usage_asked {
-            let [a, b, c] = self.spliced(model_json);
-            return [a, b, c, &[]];
+    /// The body as sent to one upstream, in pieces to write one after the
+    /// other (no copy): `model_json` (an encoded JSON string) in place of the
+    /// model, and the usage request spliced in when it was asked for and the
+    /// upstream takes it (`ask`: its `stream_usage`).
+    pub fn spliced_for<'a>(&'a self, model_json: &'a [u8], ask: bool) -> [&'a [u8]; 5] {
+        let [a, b, c] = self.spliced(model_json);
+        if !(ask && self.usage_asked) {
+            return [a, b, c, &[], &[]];
         }
-        let skip = self.asked_at + ASK.len();
         [
             &self.body[..self.asked_at],
-            &self.body[skip..self.span.start],
+            ASK,
+            &self.body[self.asked_at..self.span.start],
             model_json,
             &self.body[self.span.end..],
         ]
-    }
-
-    /// The client's body as it came (without what llmgate added).
-    pub fn without_ask(&self) -> (Vec<u8>, Range<usize>) {
-        if !self.usage_asked {
-            return (self.body.to_vec(), self.span.clone());
-        }
-        let skip = self.asked_at + ASK.len();
-        let mut b = Vec::with_capacity(self.body.len() - ASK.len());
-        b.extend_from_slice(&self.body[..self.asked_at]);
-        b.extend_from_slice(&self.body[skip..]);
-        (b, self.span.start - ASK.len()..self.span.end - ASK.len())
     }
 
     /// Give the body its own allocation if it is a slice of a larger buffer, so
@@ -150,10 +131,15 @@ impl ParsedBody {
     /// The body with `model_json` in place of the model and a target's
     /// parameter overrides applied (`None`: its entries could not be read).
     pub fn with_params(&self, model_json: &[u8], params: &Params, ask: bool) -> Option<Vec<u8>> {
-        if ask || !self.usage_asked {
+        if !(ask && self.usage_asked) {
             return params.apply(&self.body, self.span.clone(), model_json);
         }
-        let (body, span) = self.without_ask();
+        // A target with overrides is rebuilt anyway: the usage request goes in first.
+        let mut body = Vec::with_capacity(self.body.len() + ASK.len());
+        body.extend_from_slice(&self.body[..self.asked_at]);
+        body.extend_from_slice(ASK);
+        body.extend_from_slice(&self.body[self.asked_at..]);
+        let span = self.span.start + ASK.len()..self.span.end + ASK.len();
         params.apply(&body, span, model_json)
     }
 }
@@ -217,7 +203,7 @@ mod tests {
         let mut p = ParsedBody::parse(Bytes::from(r#" {"stream":true, "model":"chat"}"#)).unwrap();
         assert!(p.ask_for_usage());
         assert_eq!(
-            p.spliced(b"\"m\"").concat(),
+            p.spliced_for(b"\"m\"", true).concat(),
             br#" {"stream_options":{"include_usage":true},"stream":true, "model":"m"}"#
         );
         assert!(!p.ask_for_usage(), "once");
@@ -226,8 +212,11 @@ mod tests {
             br#" {"stream":true, "model":"m"}"#,
             "for an upstream with stream_usage: false"
         );
-        let (plain, span) = p.without_ask();
-        assert_eq!(&plain[span], br#""chat""#);
+        assert_eq!(
+            &p.body[..],
+            br#" {"stream":true, "model":"chat"}"#,
+            "untouched"
+        );
         for other in [
             r#"{"model":"chat"}"#,
             r#"{"model":"chat","stream":true,"stream_options":{"include_usage":false}}"#,
