@@ -1,21 +1,19 @@
 //! One pass over a request body: its JSON syntax checked in full, its nesting
-//! bounded, and the spans of the top-level `model` and `stream` values noted.
+//! bounded, and the spans of the top-level values the gateway reads (`model`,
+//! `stream`, `max_tokens`, `max_completion_tokens`, `stream_options`) noted.
 //! Nothing is built or copied.
 //!
-//! Why not `serde_json` (used until this was measured): to find two fields it
-//! walks every value of the body through its generic deserializer, and a
-//! separate pass had to bound the nesting (its skipping is not depth-limited).
-//! That was a quarter of the gateway's user-space instructions per request on a
-//! 1 KB chat body (callgrind). Here strings, most of a chat body, are skipped
-//! sixteen bytes a step (SSE2), control characters found in the same step.
+//! Why not `serde_json` (used until this was measured): it walks every value
+//! through its generic deserializer, and a separate pass had to bound the
+//! nesting: a quarter of the gateway's user-space instructions per request on
+//! a 1 KB chat body (callgrind). Here strings are skipped sixteen bytes a step
+//! (SSE2), control characters found in the same step.
 //!
-//! What is accepted is RFC 8259 JSON: what `serde_json` accepts when it
-//! ignores a value (no trailing commas, no comments, control characters only
-//! as escapes, `\u` with four hex digits, no trailing data), with every
-//! string valid UTF-8 (checked in the same pass, run by run); the tests check
-//! the two against each other on random and mutated documents. Like the serde
-//! derive it replaces, a top-level key is compared after unescaping, and
-//! either field twice is an error.
+//! What is accepted is RFC 8259 JSON, as `serde_json` accepts it when it
+//! ignores a value, with every string valid UTF-8 (checked run by run in the
+//! same pass); the tests check the two against each other on random and
+//! mutated documents. A top-level key is compared after unescaping, and
+//! `model` or `stream` twice is an error.
 
 use super::json_run::plain_run;
 use std::fmt;
@@ -26,11 +24,9 @@ use std::ops::Range;
 pub struct Fields {
     pub model: Option<Range<usize>>,
     pub stream: Option<Range<usize>>,
-    /// `max_tokens` and `max_completion_tokens` (the last of each), for the
-    /// token estimate of `tpm`.
+    /// The last of each, for the token estimate of `tpm`.
     pub max_tokens: Option<Range<usize>>,
     pub max_completion_tokens: Option<Range<usize>>,
-    /// `stream_options` (the last one).
     pub stream_options: Option<Range<usize>>,
 }
 
@@ -80,8 +76,7 @@ fn ws(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Check the JSON document `b` (any value at the top), nesting at most
-/// `max_depth` (capped at [`DEPTH_LIMIT`]) levels.
+/// Check the JSON document `b`, nesting at most `max_depth` (≤ [`DEPTH_LIMIT`]) levels.
 pub fn scan(b: &[u8], max_depth: usize) -> Result<Fields, ScanError> {
     let max_depth = max_depth.min(DEPTH_LIMIT);
     let mut fields = Fields::default();
@@ -95,7 +90,6 @@ pub fn scan(b: &[u8], max_depth: usize) -> Result<Fields, ScanError> {
     let mut top_start = 0;
     let mut i = ws(b, 0);
     loop {
-        // A value starts at `i`.
         if depth == 1 {
             top_start = i;
         }
