@@ -35,32 +35,17 @@ async fn tells_systemd_when_ready_and_when_stopping() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A streaming mock (`events` events `delay_ms` apart) behind model
-/// `stream`, an OK mock behind `chat`, and the config with `server` added.
-async fn slow_and_fast(events: usize, delay_ms: u64, server: &str) -> (Mock, Mock, String) {
-    let slow = mock(Behavior::Ok {
-        events,
-        event_delay: Duration::from_millis(delay_ms),
+#[tokio::test(flavor = "multi_thread")]
+async fn graceful_upgrade_under_load_drops_nothing() {
+    let m = mock(Behavior::Ok {
+        events: 20,
+        event_delay: Duration::from_millis(100),
     })
     .await;
     let fast = ok_mock().await;
-    let ups = upstream("slow", &slow.url(), "") + &upstream("fast", &fast.url(), "");
-    let cfg = config(
-        &ups,
-        "  stream: [{upstream: slow}]\n  chat: [{upstream: fast}]\n",
-        "",
-    ) + server;
-    (slow, fast, cfg)
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn graceful_upgrade_under_load_drops_nothing() {
-    let (_slow, _fast, cfg) = slow_and_fast(
-        20,
-        100,
-        "server: {upgrade_sock: \"@DIR@/upgrade.sock\", pid_file: \"@DIR@/llmgate.pid\", grace_period_seconds: 3, graceful_shutdown_timeout_seconds: 3}\n",
-    )
-    .await;
+    let ups = upstream("slow", &m.url(), "") + &upstream("fast", &fast.url(), "");
+    let cfg = config(&ups, "  stream: [{upstream: slow}]\n  chat: [{upstream: fast}]\n", "")
+        + "server: {upgrade_sock: \"@DIR@/upgrade.sock\", pid_file: \"@DIR@/llmgate.pid\", grace_period_seconds: 3, graceful_shutdown_timeout_seconds: 3}\n";
     let mut gw = Gateway::start(&cfg).await;
     let addr = gw.addr.clone();
 
@@ -180,12 +165,111 @@ async fn pid_once_written(path: &std::path::Path) -> u32 {
 /// streams in flight complete.
 #[tokio::test(flavor = "multi_thread")]
 async fn ten_upgrades_under_keep_alive_load_lose_no_request() {
-    let (_slow, _fast, cfg) = slow_and_fast(
-        10,
-        50,
-        "server: {grace_period_seconds: 2, graceful_shutdown_timeout_seconds: 2}\n",
-    )
+    let slow = mock(Behavior::Ok {
+        events: 10,
+        event_delay: Duration::from_millis(50),
+    })
     .await;
+    let fast = ok_mock().await;
+    let ups = upstream("slow", &slow.url(), "") + &upstream("fast", &fast.url(), "");
+    let cfg = config(&ups, "  stream: [{upstream: slow}]\n  chat: [{upstream: fast}]\n", "")
+        + "server: {upgrade_sock: \"@DIR@/upgrade.sock\", pid_file: \"@DIR@/llmgate.pid\", grace_period_seconds: 2, graceful_shutdown_timeout_seconds: 1}\n";
+    let mut gw = Gateway::start(&cfg).await;
+    let addr = gw.addr.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, bad) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut clients = Vec::new();
+    for c in 0..16 {
+        let (addr, stop, ok, bad, failures) = (
+            addr.clone(),
+            stop.clone(),
+            ok.clone(),
+            bad.clone(),
+            failures.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let stream = c == 0;
+            let wire = keep_alive_request(stream);
+            let mut conn: Option<tokio::net::TcpStream> = None;
+            // Bounded: at most 20,000 requests per client, and the test's stop flag.
+            for _ in 0..20_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                if conn.is_none() {
+                    conn = tokio::net::TcpStream::connect(&addr).await.ok();
+                }
+                let Some(s) = conn.as_mut() else {
+                    bad.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let (good, close, r) = one_request(s, &wire, stream).await;
+                if good {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    bad.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut f) = failures.lock() {
+                        f.push(format!("{:?}", r.map(|r| (r.status, r.complete, r.text()))));
+                    }
+                }
+                if close {
+                    conn = None;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut olds = Vec::new();
+    for _ in 0..10 {
+        let old_pid = gw.pid();
+        olds.push(gw.spawn_upgrade());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let _ = std::process::Command::new("kill")
+            .arg("-QUIT")
+            .arg(old_pid.to_string())
+            .status();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    for mut o in olds {
+        let _ = o.kill();
+        let _ = o.wait();
+    }
+    let failed = failures.lock().map(|f| f.clone()).unwrap_or_default();
+    assert!(
+        ok.load(Ordering::Relaxed) > 100,
+        "load ran: {}",
+        ok.load(Ordering::Relaxed)
+    );
+    assert_eq!(
+        bad.load(Ordering::Relaxed),
+        0,
+        "failed requests across ten upgrades: {:?}",
+        &failed[..failed.len().min(5)]
+    );
+}
+
+/// A graceful stop (SIGTERM) under closed-loop keep-alive load: every request
+/// sent gets its whole answer (the last one on each connection says
+/// `connection: close`), and a stream in flight completes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigterm_stop_under_keep_alive_load_loses_no_request() {
+    let slow = mock(Behavior::Ok {
+        events: 10,
+        event_delay: Duration::from_millis(50),
+    })
+    .await;
+    let fast = ok_mock().await;
+    let ups = upstream("slow", &slow.url(), "") + &upstream("fast", &fast.url(), "");
+    let cfg = config(
+        &ups,
+        "  stream: [{upstream: slow}]\n  chat: [{upstream: fast}]\n",
+        "",
+    ) + "server: {grace_period_seconds: 2, graceful_shutdown_timeout_seconds: 2}\n";
     let gw = Gateway::start(&cfg).await;
     let addr = gw.addr.clone();
     let (ok, bad) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
