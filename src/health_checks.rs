@@ -53,3 +53,67 @@ impl BackgroundService for HealthChecker {
         }
     }
 }
+
+/// Runs the plain routes' backend checks (Pingora's, set on each tier's
+/// `LoadBalancer` by `routes.rs`), each route at its own interval, and logs
+/// every backend that goes down or comes back.
+pub struct RouteChecker {
+    pub runtime: SharedRuntime,
+    pub metrics: std::sync::Arc<crate::telemetry::Metrics>,
+}
+
+#[async_trait]
+impl BackgroundService for RouteChecker {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut known: std::collections::HashMap<(String, std::net::SocketAddr), bool> =
+            Default::default();
+        loop {
+            let rt = self.runtime.load_full();
+            let now = std::time::Instant::now();
+            let mut set = tokio::task::JoinSet::new();
+            for route in rt.routes.iter() {
+                let Some(h) = &route.tiers.health else { continue };
+                let due = {
+                    let mut last = route
+                        .tiers
+                        .last_check
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let due = last.is_none_or(|t| now.duration_since(t) >= h.interval);
+                    if due {
+                        *last = Some(now);
+                    }
+                    due
+                };
+                if due {
+                    let route = route.clone();
+                    set.spawn(async move { route.tiers.check().await });
+                }
+            }
+            while set.join_next().await.is_some() {}
+            self.metrics.backend_healthy.reset();
+            for route in rt.routes.iter() {
+                for (addr, up) in route.tiers.states() {
+                    self.metrics
+                        .backend_healthy
+                        .with_label_values(&[route.label.as_str(), &addr.to_string()])
+                        .set(i64::from(up));
+                    let before = known.insert((route.label.clone(), addr), up);
+                    match (before, up) {
+                        (Some(true) | None, false) => {
+                            log::warn!("route {}: backend {addr} marked down", route.label)
+                        }
+                        (Some(false), true) => {
+                            log::warn!("route {}: backend {addr} is up again", route.label)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

@@ -6,6 +6,7 @@ use crate::admin::notify::Notifier;
 use crate::admin::reload::{Reloader, Signals};
 use crate::config::Config;
 use crate::downstream::{AiListener, Guarded};
+use crate::edge::Edge;
 use crate::health_checks::HealthChecker;
 use crate::limits::usage::UsageMeter;
 use crate::persist::Saver;
@@ -60,23 +61,44 @@ fn listener(addr: &str) -> ListenerConfig {
     ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(0, 4096))
 }
 
-/// A Pingora proxy service (the admin API) whose client connections get the
-/// header deadline.
+/// A Pingora proxy service (the admin API, the edge) whose client
+/// connections get the header deadline; `h2c`: cleartext clients may speak
+/// h2 with prior knowledge.
 fn guarded<SV>(
     conf: &Arc<ServerConf>,
     inner: SV,
     name: &str,
     runtime: &SharedRuntime,
+    h2c: bool,
 ) -> Service<Guarded<HttpProxy<SV>>>
 where
     SV: ProxyHttp + Send + Sync + 'static,
     SV::CTX: Send + Sync,
 {
+    let mut proxy = pingora::proxy::http_proxy(conf, inner);
+    let mut opts = pingora::apps::HttpServerOptions::default();
+    opts.h2c = h2c;
+    proxy.server_options = Some(opts);
+    proxy.h2_options = Some(h2_limits());
     let app = Guarded {
-        app: Arc::new(pingora::proxy::http_proxy(conf, inner)),
+        app: Arc::new(proxy),
         runtime: runtime.clone(),
     };
     Service::new(name.to_string(), app)
+}
+
+/// h2 limits for clients: 128 concurrent streams per connection (nginx's
+/// `http2_max_concurrent_streams`), a 64 KiB header list (the default
+/// `limits.max_header_bytes`), and bounds on reset streams so a flood of
+/// resets (CVE-2023-44487 "rapid reset") ends the connection instead of
+/// pinning a core.
+fn h2_limits() -> pingora::protocols::http::v2::server::H2Options {
+    let mut b = pingora::protocols::http::v2::server::H2Options::new();
+    b.max_concurrent_streams(128)
+        .max_header_list_size(64 << 10)
+        .max_pending_accept_reset_streams(64)
+        .max_local_error_reset_streams(Some(256));
+    b
 }
 
 /// Start listeners and background services; never returns. `path`: the config
@@ -91,6 +113,10 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
     let pid_file = cfg.server.pid_file.clone();
     let state_path = cfg.state_path.clone();
     let admin = cfg.admin.clone();
+    let tls = cfg.tls.clone();
+    let routes_empty = cfg.routes.is_empty();
+    let h2c = cfg.server.h2c;
+    let redirect_http = cfg.tls.as_ref().is_some_and(|t| t.redirect_http);
     let reopen = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (access, writer) = access_log::new(cfg.access_log.clone(), reopen.clone());
     let (usage, usage_writer) = UsageMeter::new(cfg.usage_log.clone(), reopen.clone());
@@ -119,13 +145,54 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
+    let metrics_for_routes = metrics.clone();
     let gateway = Gateway {
         runtime: shared.clone(),
         metrics: metrics.clone(),
         access_log: Arc::new(access),
         usage: usage.clone(),
     };
-    server.add_service(AiListener::new(listen.clone(), gateway));
+    // Cleartext listeners keep the fast HTTP/1.1 front end while they serve
+    // the AI gateway alone; plain routes, h2c or a redirect to https put them
+    // on Pingora's server with the TLS listeners.
+    let edge_cleartext = !routes_empty || h2c || redirect_http;
+    if let Some(t) = &tls {
+        let mut svc = guarded(
+            &server.configuration,
+            Edge {
+                gateway: gateway.clone(),
+                https: true,
+            },
+            "llmgate tls",
+            &shared,
+            false,
+        );
+        for addr in &t.listen {
+            let settings = crate::edge::tls::settings(&shared, t.h2)
+                .map_err(|e| format!("tls listener {addr}: {e}"))?;
+            svc.add_tls_with_settings(addr, None, settings);
+        }
+        server.add_service(svc);
+        log::info!("TLS listening on {}", t.listen.join(", "));
+    }
+    if edge_cleartext {
+        let mut svc = guarded(
+            &server.configuration,
+            Edge {
+                gateway,
+                https: false,
+            },
+            "llmgate edge",
+            &shared,
+            h2c,
+        );
+        for addr in &listen {
+            svc.add_listener(ListenerConfig::tcp(addr));
+        }
+        server.add_service(svc);
+    } else {
+        server.add_service(AiListener::new(listen.clone(), gateway));
+    }
     if let Some(a) = admin {
         let api = AdminApi {
             runtime: shared.clone(),
@@ -134,7 +201,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
             api_key: a.api_key,
             usage: usage.clone(),
         };
-        let mut svc = guarded(&server.configuration, api, "llmgate admin", &shared);
+        let mut svc = guarded(&server.configuration, api, "llmgate admin", &shared, false);
         svc.add_listener(listener(&a.listen));
         server.add_service(svc);
         log::info!("admin API on {}", a.listen);
@@ -147,6 +214,13 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
         "health checks",
         HealthChecker {
             runtime: shared.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "route health checks",
+        crate::health_checks::RouteChecker {
+            runtime: shared.clone(),
+            metrics: metrics_for_routes,
         },
     ));
     server.add_service(background_service("signals", Signals { reloader, reopen }));

@@ -42,6 +42,8 @@ pub struct Runtime {
     pub unrouted: ModelSeries,
     /// `state: {backend: redis}`: the shared store (kept across reloads).
     pub store: Option<Arc<crate::limits::redis::Store>>,
+    /// Plain routes and AI hosts on the edge listeners.
+    pub routes: crate::routes::RouteTable,
     /// One connector (and pool) per CA file; `None`: system roots.
     connectors: HashMap<Option<String>, Arc<Connector>>,
 }
@@ -134,7 +136,9 @@ impl Runtime {
             cooldown: hc.cooldown,
             max_cooldown: hc.max_cooldown,
         };
+        let routes = crate::routes::RouteTable::build(&config.routes, previous.map(|p| &p.routes));
         Ok(Runtime {
+            routes,
             config,
             upstreams,
             models,

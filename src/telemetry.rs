@@ -28,6 +28,9 @@ pub struct Metrics {
     pub(crate) key_requests: IntCounterVec,
     pub(crate) key_tokens: IntCounterVec,
     pub(crate) state_errors: IntCounterVec,
+    pub route_requests: IntCounterVec,
+    pub route_duration: HistogramVec,
+    pub(crate) backend_healthy: IntGaugeVec,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -50,9 +53,10 @@ impl Metrics {
                 Ok(g)
             };
         let histogram = |name: &str, help: &str| -> Result<HistogramVec, prometheus::Error> {
+            let label = if name.starts_with("llmgate_route") { "route" } else { "model" };
             let h = HistogramVec::new(
                 HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
-                &["model"],
+                &[label],
             )?;
             registry.register(Box::new(h.clone()))?;
             Ok(h)
@@ -115,6 +119,20 @@ impl Metrics {
                 "llmgate_state_errors_total",
                 "Calls to the shared state store (Redis) that failed or timed out.",
                 &["backend"],
+            )?,
+            route_requests: counter(
+                "llmgate_route_requests_total",
+                "Plain-route requests by route (host/path_prefix), backend and status class.",
+                &["route", "backend", "status"],
+            )?,
+            route_duration: histogram(
+                "llmgate_route_request_duration_seconds",
+                "Whole plain-route request duration by route.",
+            )?,
+            backend_healthy: gauge_vec(
+                "llmgate_backend_healthy",
+                "1 if the route backend's health checks pass.",
+                &["route", "backend"],
             )?,
             registry,
         };

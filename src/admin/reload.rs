@@ -56,6 +56,15 @@ fn restart_only(old: &Config, new: &Config) -> Vec<NotApplied> {
         }
     };
     check("listen", old.listen != new.listen);
+    let (ot, nt) = (old.tls.as_ref(), new.tls.as_ref());
+    check("tls.listen", ot.map(|t| &t.listen) != nt.map(|t| &t.listen));
+    check("tls.h2", ot.map(|t| t.h2) != nt.map(|t| t.h2));
+    check("server.h2c", old.server.h2c != new.server.h2c);
+    // Which front end serves the cleartext listeners is chosen at start.
+    let edge = |c: &Config| {
+        !c.routes.is_empty() || c.server.h2c || c.tls.as_ref().is_some_and(|t| t.redirect_http)
+    };
+    check("routes (cleartext listeners' front end)", edge(old) != edge(new));
     check(
         "admin.listen",
         old.admin.as_ref().map(|a| &a.listen) != new.admin.as_ref().map(|a| &a.listen),

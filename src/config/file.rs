@@ -24,9 +24,10 @@ pub struct FileConfig {
     pub usage: Option<UsageFile>,
     pub server: Option<ServerFile>,
     pub log: Option<LogFile>,
-    /// Plain nginx-style routes (design.md section 6): parsed so the error can say
-    /// they are not supported by this build, instead of "unknown field".
-    pub routes: Option<serde_yaml::Value>,
+    pub tls: Option<TlsFile>,
+    /// Plain nginx-style routes (design.md section 6).
+    #[serde(default)]
+    pub routes: Vec<RouteFile>,
     pub sticky: Option<StickyFile>,
 }
 
@@ -183,6 +184,7 @@ pub struct ServerFile {
     pub upstream_keepalive_pool_size: Option<usize>,
     pub pid_file: Option<String>,
     pub upgrade_sock: Option<String>,
+    pub h2c: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,4 +198,66 @@ pub struct UsageFile {
 pub struct LogFile {
     pub level: Option<String>,
     pub access: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub listen: Option<OneOrMany>,
+    #[serde(default)]
+    pub certs: Vec<CertFile>,
+    pub h2: Option<bool>,
+    pub redirect_http: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertFile {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub host: Option<String>,
+    pub path_prefix: Option<String>,
+    #[serde(default)]
+    pub backends: Vec<BackendFile>,
+    pub ai: Option<bool>,
+    pub tls: Option<bool>,
+    pub ca_file: Option<String>,
+    pub sni: Option<String>,
+    pub health_check: Option<RouteHealthFile>,
+    pub strip_prefix: Option<bool>,
+    pub preserve_host: Option<bool>,
+    pub timeouts: Option<RouteTimeoutsFile>,
+    pub max_body_bytes: Option<ByteSize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendFile {
+    pub addr: String,
+    pub weight: Option<u32>,
+    pub priority: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteHealthFile {
+    pub path: Option<String>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub unhealthy_after: Option<u32>,
+    pub healthy_after: Option<u32>,
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteTimeoutsFile {
+    pub connect: Option<String>,
+    pub read: Option<String>,
+    pub write: Option<String>,
 }

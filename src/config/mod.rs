@@ -2,12 +2,14 @@
 //! validation (`validate`) into the model the gateway runs on (`model`).
 
 mod auth;
+mod edge;
 mod env;
 mod file;
 mod issues;
 mod model;
 mod state;
 mod targets;
+mod tls;
 mod upstreams;
 mod validate;
 mod values;

@@ -1,6 +1,8 @@
 //! The validated configuration the gateway runs on. Every value here has been
 //! checked and defaulted; durations are `Duration`, weights non-zero, secrets wrapped.
 
+pub use super::edge::{BackendConfig, HostMatch, RouteConfig, RouteHealth, TlsConfig};
+pub use super::tls::LoadedCert;
 use crate::secret::Secret;
 use http::{HeaderName, HeaderValue};
 use std::collections::BTreeMap;
@@ -9,6 +11,10 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Vec<String>,
+    /// TLS termination for clients (`None`: cleartext listeners only).
+    pub tls: Option<TlsConfig>,
+    /// Plain routes and AI hosts, in file order (matching ranks them).
+    pub routes: Vec<RouteConfig>,
     pub admin: Option<AdminConfig>,
     /// `None`: no client authentication (a warning is logged at start).
     pub auth: Option<Vec<ClientKeyConfig>>,
@@ -216,6 +222,8 @@ pub struct ServerSettings {
     pub upstream_keepalive_pool_size: usize,
     pub pid_file: Option<String>,
     pub upgrade_sock: Option<String>,
+    /// Cleartext listeners accept HTTP/2 with prior knowledge.
+    pub h2c: bool,
 }
 
 pub const DEFAULT_RETRY_ON: [u16; 7] = [429, 500, 502, 503, 504, 401, 403];

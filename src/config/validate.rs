@@ -234,12 +234,17 @@ pub fn validate(file: FileConfig) -> Result<Config, Problems> {
         }
     };
     let (state_path, redis) = super::state::state(&mut issues, file.state);
-    if file.routes.is_some() {
-        issues.add(
-            "routes",
-            "plain (non-AI) routes are not supported by this build",
-        );
-    }
+    let tls = super::edge::tls(&mut issues, file.tls, &listen);
+    let routes = super::edge::routes(
+        &mut issues,
+        file.routes,
+        &super::edge::HealthDefaults {
+            interval: health_check.interval,
+            timeout: health_check.timeout,
+            unhealthy_after: health_check.unhealthy_after,
+            healthy_after: health_check.healthy_after,
+        },
+    );
 
     let sticky = match file.sticky {
         None => None,
@@ -288,6 +293,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Problems> {
             .unwrap_or(256),
         pid_file: s.as_ref().and_then(|s| s.pid_file.clone()),
         upgrade_sock: s.as_ref().and_then(|s| s.upgrade_sock.clone()),
+        h2c: s.as_ref().and_then(|s| s.h2c).unwrap_or(false),
     };
     if server.threads == 0 {
         issues.add("server.threads", "must be at least 1");
@@ -320,6 +326,8 @@ pub fn validate(file: FileConfig) -> Result<Config, Problems> {
     }
     Ok(Config {
         listen,
+        tls,
+        routes,
         admin,
         auth,
         upstreams,

@@ -273,14 +273,28 @@ impl<A> ServerApp for Guarded<A>
 where
     A: HttpServerApp + Send + Sync + 'static,
 {
-    /// Pingora's HTTP/1 loop (`impl ServerApp for HttpServerApp`, plain TCP, no
-    /// h2c: our listeners have neither TLS nor h2c) with the deadline re-armed
-    /// before each request.
+    /// Pingora's HTTP/1 loop (`impl ServerApp for HttpServerApp`) with the
+    /// deadline re-armed before each request. h2 (by ALPN, or h2c prior
+    /// knowledge when the app allows it) goes to Pingora's own h2 server,
+    /// whose frames have limits of their own.
     async fn process_new(
         self: &Arc<Self>,
-        stream: Stream,
+        mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return ServerApp::process_new(&self.app, stream, shutdown).await;
+        }
+        let h2c = stream.get_ssl_digest().is_none()
+            && self.app.server_options().is_some_and(|o| o.h2c);
+        if h2c {
+            const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+            let mut buf = [0u8; PREFACE.len()];
+            // A peek that cannot tell (too few bytes yet) leaves it HTTP/1.
+            if stream.try_peek(&mut buf).await.ok()? && buf == PREFACE {
+                return ServerApp::process_new(&self.app, stream, shutdown).await;
+            }
+        }
         let stream = Box::new(HeadDeadline::new(stream, self.header_timeout()));
         let mut session = ServerSession::new_http1(stream);
         session.set_keepalive(if *shutdown.borrow() { None } else { Some(60) });

@@ -42,6 +42,7 @@ use crate::state::SharedRuntime;
 use crate::telemetry::{Metrics, Observed};
 use std::sync::Arc;
 
+#[derive(Clone)]
 pub struct Gateway {
     pub runtime: SharedRuntime,
     pub metrics: Arc<Metrics>,
