@@ -194,9 +194,11 @@ fn load_ca(path: &str) -> Option<Arc<pingora::protocols::tls::CaType>> {
 
 /// What a request on an edge listener is for.
 pub enum Matched<'a> {
+    /// The AI gateway's: an `ai: true` route, or no route at all (the core
+    /// serves `/v1/*` and `/health` and answers anything else with its
+    /// 404 JSON, request id and access-log line included).
     Ai,
     Plain(&'a Arc<PlainRoute>),
-    NotFound,
 }
 
 /// Every route, in matching order: exact hosts, then wildcards (longer
@@ -245,8 +247,7 @@ impl RouteTable {
         self.routes.iter()
     }
 
-    /// The route for `host` (port already removed) and `path`; with none,
-    /// `/v1/*` and `/health` are the AI gateway's.
+    /// The route for `host` (port already removed) and `path`.
     pub fn find(&self, host: &str, path: &str) -> Matched<'_> {
         for r in &self.routes {
             if r.cfg.host.matches(host) && path.starts_with(r.cfg.path_prefix.as_str()) {
@@ -257,11 +258,7 @@ impl RouteTable {
                 };
             }
         }
-        if path.starts_with("/v1/") || path == "/v1" || path == "/health" {
-            Matched::Ai
-        } else {
-            Matched::NotFound
-        }
+        Matched::Ai
     }
 }
 
@@ -311,7 +308,6 @@ mod tests {
         match m {
             Matched::Plain(r) => r.cfg.backends.first().map(|b| b.socket.port()),
             Matched::Ai => Some(0),
-            Matched::NotFound => None,
         }
     }
 
@@ -336,7 +332,7 @@ mod tests {
         let none = RouteTable::build(&[route(HostMatch::Exact("a".into()), "/", false, 1)], None);
         assert_eq!(port_of(none.find("b", "/v1/chat/completions")), Some(0));
         assert_eq!(port_of(none.find("b", "/health")), Some(0));
-        assert_eq!(port_of(none.find("b", "/other")), None);
+        assert_eq!(port_of(none.find("b", "/other")), Some(0));
     }
 
     #[test]

@@ -171,6 +171,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
             let settings = crate::edge::tls::settings(&shared, t.h2)
                 .map_err(|e| format!("tls listener {addr}: {e}"))?;
             svc.add_tls_with_settings(addr, None, settings);
+            log::info!("accepting on {addr} (TLS)");
         }
         server.add_service(svc);
         log::info!("TLS listening on {}", t.listen.join(", "));
@@ -188,6 +189,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
         );
         for addr in &listen {
             svc.add_listener(ListenerConfig::tcp(addr));
+            log::info!("accepting on {addr} (Pingora's HTTP server: routes, h2c or redirect)");
         }
         server.add_service(svc);
     } else {

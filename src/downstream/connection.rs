@@ -4,7 +4,6 @@
 
 use super::client::{Client, HeadLimits, TIMEOUT_RESPONSE};
 use super::head::HeadError;
-use crate::error::GatewayError;
 use crate::proxy::Gateway;
 use pingora::server::ShutdownWatch;
 use tokio::net::TcpStream;
@@ -44,21 +43,7 @@ async fn refuse(gw: &Gateway, mut client: Client, e: HeadError, limits: &HeadLim
             client.write_raw_and_close(TIMEOUT_RESPONSE).await;
             return;
         }
-        HeadError::TooLarge => GatewayError::HeadersTooLarge(limits.max_header_bytes),
-        HeadError::Malformed => GatewayError::BadRequest("malformed HTTP request head".into()),
-        HeadError::BadTarget => GatewayError::BadRequest(
-            "invalid request target: send a path such as /v1/chat/completions, in \
-             visible ASCII, without dot-segments (. or ..) or broken %-escapes"
-                .into(),
-        ),
-        HeadError::BadHost => GatewayError::BadRequest(
-            "an HTTP/1.1 request needs exactly one Host header with a valid host[:port]".into(),
-        ),
-        HeadError::Framing => GatewayError::BadRequest(
-            "ambiguous request framing: send either one Content-Length or \
-             Transfer-Encoding: chunked"
-                .into(),
-        ),
+        e => e.answer(limits.max_header_bytes),
     };
     gw.refused(&mut client, err).await;
 }

@@ -8,7 +8,8 @@
 //! dot-segment; an HTTP/1.1 request has exactly one valid Host; one framing
 //! source (one Content-Length, or `Transfer-Encoding: chunked` alone).
 
-use super::target::{clean_path, target_parts, valid_host};
+use crate::error::GatewayError;
+use crate::framing::target::{clean_path, target_parts, valid_host};
 use crate::framing::{self, parse_length, HeaderLines};
 pub use crate::front::Request;
 use crate::front::Span;
@@ -38,6 +39,33 @@ pub enum HeadError {
     /// Content-Length and Transfer-Encoding together, several lengths, or a
     /// coding we cannot frame (400): what request smuggling relies on.
     Framing,
+}
+
+impl HeadError {
+    /// The error a refused head is answered with (`Gone` and `Timeout` have
+    /// their own handling: nothing, and a fixed 408).
+    pub fn answer(self, max_header_bytes: usize) -> GatewayError {
+        match self {
+            HeadError::TooLarge => GatewayError::HeadersTooLarge(max_header_bytes),
+            HeadError::Gone | HeadError::Timeout | HeadError::Malformed => {
+                GatewayError::BadRequest("malformed HTTP request head".into())
+            }
+            HeadError::BadTarget => GatewayError::BadRequest(
+                "invalid request target: send a path such as /v1/chat/completions, in \
+                 visible ASCII, without dot-segments (. or ..) or broken %-escapes"
+                    .into(),
+            ),
+            HeadError::BadHost => GatewayError::BadRequest(
+                "an HTTP/1.1 request needs exactly one Host header with a valid host[:port]"
+                    .into(),
+            ),
+            HeadError::Framing => GatewayError::BadRequest(
+                "ambiguous request framing: send either one Content-Length or \
+                 Transfer-Encoding: chunked"
+                    .into(),
+            ),
+        }
+    }
 }
 
 /// How the request body is framed.

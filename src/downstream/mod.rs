@@ -9,7 +9,6 @@ pub mod connection;
 pub mod guard;
 pub mod head;
 pub mod listener;
-mod target;
 
 pub use client::{Client, HeadLimits};
 pub use guard::Guarded;

@@ -7,6 +7,7 @@
 //! (`routes.rs`).
 
 mod plain;
+mod strict;
 pub mod session;
 pub mod tls;
 
@@ -107,13 +108,16 @@ impl ProxyHttp for Edge {
         if redirect {
             return Self::redirect(session, ctx, &rt).await;
         }
+        if let Err(e) = strict::check(session, rt.config.limits.max_header_bytes) {
+            // Answered as the fast front end answers a refused head.
+            ctx.ai = true;
+            let mut client = session::SessionClient::new(session);
+            self.gateway.refused(&mut client, e).await;
+            return Ok(true);
+        }
         let matched = match rt.routes.find(host_of(session.req_header()), &path) {
             Matched::Ai => None,
             Matched::Plain(r) => Some(r.clone()),
-            Matched::NotFound => {
-                ctx.runtime = Some(rt);
-                return Self::answer(session, ctx, 404, "no route for this host and path", "not_found").await;
-            }
         };
         ctx.runtime = Some(rt);
         let Some(route) = matched else {

@@ -6,6 +6,7 @@
 use bytes::{Bytes, BytesMut};
 
 mod chunked;
+pub mod target;
 
 pub use chunked::{is_field_line, is_tchar, parse_chunk_size, BadChunk, Decoder, Step};
 

@@ -94,7 +94,7 @@ impl Gateway {
             .replace("@LISTEN@", &addr)
             .replace("@ADMIN@", &admin)
             .replace("@DIR@", &dir.display().to_string());
-        std::fs::write(&cfg, yaml).expect("write config");
+        std::fs::write(&cfg, on_front_end(&yaml)).expect("write config");
         let log = dir.join("gateway.log");
         std::fs::File::create(&log).expect("log file");
         let child = spawn(&cfg, &log, &[], envs);
@@ -137,7 +137,7 @@ impl Gateway {
             .replace("@LISTEN@", &self.addr)
             .replace("@ADMIN@", &self.admin)
             .replace("@DIR@", &self.dir.display().to_string());
-        std::fs::write(self.dir.join("llmgate.yaml"), yaml).expect("write config");
+        std::fs::write(self.dir.join("llmgate.yaml"), on_front_end(&yaml)).expect("write config");
     }
 
     pub fn signal(&self, sig: &str) {
@@ -206,6 +206,27 @@ impl Gateway {
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
         request(&self.addr, "GET", path, headers, b"").await
     }
+}
+
+/// `LLMGATE_TEST_FRONT=pingora`: the same config with its cleartext
+/// listeners on Pingora's HTTP server (`server.h2c: true` puts them there),
+/// so the AI suites run against both client-side front ends.
+fn on_front_end(yaml: &str) -> String {
+    if std::env::var("LLMGATE_TEST_FRONT").as_deref() != Ok("pingora") {
+        return yaml.to_string();
+    }
+    let Ok(mut v) = serde_yaml::from_str::<serde_yaml::Value>(yaml) else {
+        return yaml.to_string();
+    };
+    if let Some(map) = v.as_mapping_mut() {
+        let server = map
+            .entry("server".into())
+            .or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
+        if let Some(s) = server.as_mapping_mut() {
+            s.insert("h2c".into(), true.into());
+        }
+    }
+    serde_yaml::to_string(&v).unwrap_or_else(|_| yaml.to_string())
 }
 
 impl Drop for Gateway {

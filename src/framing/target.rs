@@ -8,7 +8,7 @@
 /// bytes above 0x7f through) and there is no fragment.
 /// `None`: refused (400). The third value: whether the target has a byte that needs the path
 /// checked for dot-segments ([`clean_path`]).
-pub(super) fn target_parts(t: &str) -> Option<(usize, Option<&str>, bool)> {
+pub fn target_parts(t: &str) -> Option<(usize, Option<&str>, bool)> {
     // httparse admits 0x21..=0x7e and bytes above 0x7f in a target. One
     // table pass finds both the refused bytes and the ones worth a closer look.
     let class = t
@@ -52,7 +52,7 @@ static TARGET_CLASS: [u8; 256] = {
 /// when written with `%2e` or next to an encoded `/` or a `\`: the path
 /// goes after an upstream's `base_url` path and must never climb out of it,
 /// however the upstream decodes and normalises it.
-pub(super) fn clean_path(p: &[u8]) -> bool {
+pub fn clean_path(p: &[u8]) -> bool {
     let hex = |c: u8| (c as char).to_digit(16);
     let (mut len, mut dots) = (0usize, 0usize);
     let mut i = 0;
@@ -93,7 +93,7 @@ pub(super) fn clean_path(p: &[u8]) -> bool {
 /// `uri-host [":" port]` (RFC 9110 7.2): a reg-name (unreserved,
 /// sub-delims, percent-escapes), an IPv4 address, or an IP literal in
 /// brackets; the port digits only. An empty value is valid (RFC 9112 3.2).
-pub(super) fn valid_host(v: &[u8]) -> bool {
+pub fn valid_host(v: &[u8]) -> bool {
     if v.first() == Some(&b'[') {
         let Some(end) = v.iter().position(|&c| c == b']') else {
             return false;
