@@ -99,6 +99,9 @@ pub struct RouteConfig {
 
 /// Defaults a route's health check takes from the global `health_check`.
 pub(super) struct HealthDefaults {
+    /// `health_check.enabled`: a route without its own `health_check` is
+    /// checked only when this is on.
+    pub enabled: bool,
     pub interval: Duration,
     pub timeout: Duration,
     pub unhealthy_after: u32,
@@ -244,6 +247,7 @@ pub(super) fn routes(
         });
         let health_check = match f.health_check {
             Some(h) if h.enabled == Some(false) => None,
+            None if !health.enabled => None,
             h => {
                 let h = h.as_ref();
                 let c = RouteHealth {

@@ -239,6 +239,7 @@ pub fn validate(file: FileConfig) -> Result<Config, Problems> {
         &mut issues,
         file.routes,
         &super::edge::HealthDefaults {
+            enabled: health_check.enabled,
             interval: health_check.interval,
             timeout: health_check.timeout,
             unhealthy_after: health_check.unhealthy_after,

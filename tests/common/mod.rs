@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod edge;
 mod raw;
 pub mod redis_server;
 // Each test binary uses a part of this library.
@@ -371,7 +372,7 @@ pub async fn raw_request(addr: &str, bytes: &[u8]) -> Response {
         .expect("response within 30 s")
 }
 
-pub async fn read_response(s: &mut TcpStream) -> Response {
+pub async fn read_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Response {
     let t0 = Instant::now();
     let mut buf: Vec<u8> = Vec::new();
     let mut tmp = vec![0u8; 65536];
