@@ -72,7 +72,9 @@ impl BackgroundService for RouteChecker {
             let now = std::time::Instant::now();
             let mut set = tokio::task::JoinSet::new();
             for route in rt.routes.iter() {
-                let Some(h) = &route.tiers.health else { continue };
+                let Some(h) = &route.tiers.health else {
+                    continue;
+                };
                 let due = {
                     let mut last = route
                         .tiers

@@ -77,7 +77,13 @@ impl Tiers {
         }
         self.tiers
             .iter()
-            .flat_map(|lb| lb.backends().get_backend().iter().cloned().collect::<Vec<_>>())
+            .flat_map(|lb| {
+                lb.backends()
+                    .get_backend()
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
             .find(|b| untried(b))
             .and_then(|b| b.as_inet().copied())
     }
@@ -118,7 +124,11 @@ fn health_check(
 ) -> Box<dyn pingora::lb::health_check::HealthCheck + Send + Sync> {
     match &h.path {
         Some(path) => {
-            let host = if cfg.tls { cfg.sni.as_str() } else { "localhost" };
+            let host = if cfg.tls {
+                cfg.sni.as_str()
+            } else {
+                "localhost"
+            };
             let mut hc = HttpHealthCheck::new(host, cfg.tls);
             if let Ok(mut req) = pingora::http::RequestHeader::build("GET", path.as_bytes(), None) {
                 let _ = req.append_header("Host", host);

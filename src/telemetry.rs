@@ -53,7 +53,11 @@ impl Metrics {
                 Ok(g)
             };
         let histogram = |name: &str, help: &str| -> Result<HistogramVec, prometheus::Error> {
-            let label = if name.starts_with("llmgate_route") { "route" } else { "model" };
+            let label = if name.starts_with("llmgate_route") {
+                "route"
+            } else {
+                "model"
+            };
             let h = HistogramVec::new(
                 HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
                 &[label],

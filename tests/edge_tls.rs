@@ -50,10 +50,18 @@ async fn edge(upstreams: &str, models: &str, extra: &str) -> Edge {
 #[tokio::test(flavor = "multi_thread")]
 async fn sni_picks_the_certificate_and_unknown_names_get_the_first() {
     let m = ok_mock().await;
-    let e = edge(&upstream("up", &m.url(), ""), "  chat: [{upstream: up}]\n", "").await;
+    let e = edge(
+        &upstream("up", &m.url(), ""),
+        "  chat: [{upstream: up}]\n",
+        "",
+    )
+    .await;
     let wiki = e.pki.connect(&e.tls, "wiki.test", &[b"http/1.1"]).await;
     assert_eq!(presented_names(&wiki), ["wiki.test", "*.apps.test"]);
-    let wild = e.pki.connect(&e.tls, "docs.apps.test", &[b"http/1.1"]).await;
+    let wild = e
+        .pki
+        .connect(&e.tls, "docs.apps.test", &[b"http/1.1"])
+        .await;
     assert_eq!(presented_names(&wild), ["wiki.test", "*.apps.test"]);
     let api = e.pki.connect(&e.tls, "api.test", &[b"http/1.1"]).await;
     assert_eq!(presented_names(&api), ["api.test"]);
@@ -65,7 +73,10 @@ async fn sni_picks_the_certificate_and_unknown_names_get_the_first() {
         .connect(name, tcp)
         .await
         .expect_err("the default certificate is not for unknown.test");
-    assert!(err.to_string().contains("api.test") || err.to_string().contains("NotValidForName"), "{err}");
+    assert!(
+        err.to_string().contains("api.test") || err.to_string().contains("NotValidForName"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -93,17 +104,29 @@ async fn dash_t_refuses_expired_certificates_and_foreign_keys_naming_the_file() 
             .expect("run -t")
     };
     let out = run(&old_c, &old_k);
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("old.pem") && text.contains("expired"), "{text}");
+    assert!(
+        text.contains("old.pem") && text.contains("expired"),
+        "{text}"
+    );
     let out = run(&a_c, &b_k);
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("b.key") && text.contains("not the private key"), "{text}");
+    assert!(
+        text.contains("b.key") && text.contains("not the private key"),
+        "{text}"
+    );
     let missing = pki.dir.join("missing.pem");
     let out = run(&missing, &b_k);
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && text.contains("missing.pem"), "{text}");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("missing.pem"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -115,7 +138,12 @@ async fn ai_over_tls_fails_over_streams_and_answers_errors_on_h1_and_h2() {
     })
     .await;
     let ups = upstream("dead", &dead, "") + &upstream("ok", &m.url(), "");
-    let e = edge(&ups, "  chat: [{upstream: dead, priority: 1}, {upstream: ok, priority: 2}]\n", "").await;
+    let e = edge(
+        &ups,
+        "  chat: [{upstream: dead, priority: 1}, {upstream: ok, priority: 2}]\n",
+        "",
+    )
+    .await;
     let key = format!("Bearer {CLIENT_KEY}");
     // HTTP/1.1 over TLS: failover from a refused connection.
     let mut s = e.pki.connect(&e.tls, "api.test", &[b"http/1.1"]).await;
@@ -124,7 +152,10 @@ async fn ai_over_tls_fails_over_streams_and_answers_errors_on_h1_and_h2() {
         "POST",
         "/v1/chat/completions",
         "api.test",
-        &[("authorization", &key), ("content-type", "application/json")],
+        &[
+            ("authorization", &key),
+            ("content-type", "application/json"),
+        ],
         chat_body("chat", false).as_bytes(),
     )
     .await;
@@ -139,12 +170,18 @@ async fn ai_over_tls_fails_over_streams_and_answers_errors_on_h1_and_h2() {
         &h2,
         "POST",
         "https://api.test/v1/chat/completions",
-        &[("authorization", &key), ("content-type", "application/json")],
+        &[
+            ("authorization", &key),
+            ("content-type", "application/json"),
+        ],
         chat_body("chat", true).as_bytes(),
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(headers.get("content-type").map(|v| v.as_bytes()), Some(&b"text/event-stream"[..]));
+    assert_eq!(
+        headers.get("content-type").map(|v| v.as_bytes()),
+        Some(&b"text/event-stream"[..])
+    );
     assert!(pieces.len() >= 4, "SSE arrived in {} pieces", pieces.len());
     let body: Vec<u8> = pieces.concat();
     let events = sse_data(&body);
@@ -162,7 +199,14 @@ async fn ai_over_tls_fails_over_streams_and_answers_errors_on_h1_and_h2() {
     assert!(headers.contains_key("x-request-id"));
     let v: serde_json::Value = serde_json::from_slice(&pieces.concat()).expect("json");
     assert_eq!(v["error"]["code"], "model_not_found");
-    let (status, _, _) = h2_request(&h2, "POST", "https://api.test/v1/chat/completions", &[], chat_body("chat", false).as_bytes()).await;
+    let (status, _, _) = h2_request(
+        &h2,
+        "POST",
+        "https://api.test/v1/chat/completions",
+        &[],
+        chat_body("chat", false).as_bytes(),
+    )
+    .await;
     assert_eq!(status, 401);
 }
 
@@ -170,8 +214,16 @@ async fn ai_over_tls_fails_over_streams_and_answers_errors_on_h1_and_h2() {
 async fn h2_carries_100_concurrent_streams_to_ai_and_to_a_plain_route() {
     let m = ok_mock().await;
     let b = BulkBackend::start("app").await;
-    let routes = format!("routes:\n  - host: wiki.test\n    backends: [{{addr: \"{}\"}}]\n", b.addr);
-    let e = edge(&upstream("up", &m.url(), ""), "  chat: [{upstream: up}]\n", &routes).await;
+    let routes = format!(
+        "routes:\n  - host: wiki.test\n    backends: [{{addr: \"{}\"}}]\n",
+        b.addr
+    );
+    let e = edge(
+        &upstream("up", &m.url(), ""),
+        "  chat: [{upstream: up}]\n",
+        &routes,
+    )
+    .await;
     let key = format!("Bearer {CLIENT_KEY}");
     let s = e.pki.connect(&e.tls, "wiki.test", &[b"h2"]).await;
     let h2 = h2_client(s).await;
@@ -181,7 +233,14 @@ async fn h2_carries_100_concurrent_streams_to_ai_and_to_a_plain_route() {
         let key = key.clone();
         tasks.push(tokio::spawn(async move {
             if i % 2 == 0 {
-                h2_request(&h2, "POST", "https://api.test/v1/chat/completions", &[("authorization", &key)], chat_body("chat", false).as_bytes()).await
+                h2_request(
+                    &h2,
+                    "POST",
+                    "https://api.test/v1/chat/completions",
+                    &[("authorization", &key)],
+                    chat_body("chat", false).as_bytes(),
+                )
+                .await
             } else {
                 h2_request(&h2, "GET", &format!("https://wiki.test/page/{i}"), &[], b"").await
             }
@@ -191,7 +250,10 @@ async fn h2_carries_100_concurrent_streams_to_ai_and_to_a_plain_route() {
         let (status, headers, body) = t.await.expect("task");
         assert_eq!(status, 200, "stream {i}");
         if i % 2 == 1 {
-            assert_eq!(headers.get("x-backend").map(|v| v.as_bytes()), Some(&b"app"[..]));
+            assert_eq!(
+                headers.get("x-backend").map(|v| v.as_bytes()),
+                Some(&b"app"[..])
+            );
             let v: serde_json::Value = serde_json::from_slice(&body.concat()).expect("json");
             assert_eq!(v["target"], format!("/page/{i}"));
         }
@@ -229,7 +291,12 @@ async fn h2c_with_prior_knowledge_on_a_cleartext_listener() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reload_swaps_the_certificate_under_load_without_a_failed_request() {
     let m = ok_mock().await;
-    let e = edge(&upstream("up", &m.url(), ""), "  chat: [{upstream: up}]\n", "").await;
+    let e = edge(
+        &upstream("up", &m.url(), ""),
+        "  chat: [{upstream: up}]\n",
+        "",
+    )
+    .await;
     let before = e.pki.connect(&e.tls, "api.test", &[b"http/1.1"]).await;
     assert_eq!(presented_names(&before), ["api.test"]);
     // Under load: clients making new TLS connections all along.
@@ -243,13 +310,28 @@ async fn a_reload_swaps_the_certificate_under_load_without_a_failed_request() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let tcp = tokio::net::TcpStream::connect(&tls).await.expect("tcp");
                 let name = rustls::pki_types::ServerName::try_from("api.test").expect("name");
-                let Ok(mut s) = tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, tcp).await else {
+                let Ok(mut s) = tokio_rustls::TlsConnector::from(cfg.clone())
+                    .connect(name, tcp)
+                    .await
+                else {
                     failed += 1;
                     continue;
                 };
                 let key = format!("Bearer {CLIENT_KEY}");
-                let r = h1(&mut s, "POST", "/v1/chat/completions", "api.test", &[("authorization", &key)], chat_body("chat", false).as_bytes()).await;
-                if r.status == 200 { ok += 1 } else { failed += 1 }
+                let r = h1(
+                    &mut s,
+                    "POST",
+                    "/v1/chat/completions",
+                    "api.test",
+                    &[("authorization", &key)],
+                    chat_body("chat", false).as_bytes(),
+                )
+                .await;
+                if r.status == 200 {
+                    ok += 1
+                } else {
+                    failed += 1
+                }
             }
             (ok, failed)
         }));
@@ -281,7 +363,11 @@ async fn a_reload_swaps_the_certificate_under_load_without_a_failed_request() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(swapped, "the new certificate was never presented:\n{}", e.gw.log());
+    assert!(
+        swapped,
+        "the new certificate was never presented:\n{}",
+        e.gw.log()
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (mut ok, mut failed) = (0, 0);
@@ -307,6 +393,9 @@ async fn redirect_http_sends_cleartext_clients_to_https_except_health() {
     assert_eq!(r.status, 308);
     let port = e.tls.rsplit(':').next().unwrap_or_default();
     let host = e.gw.addr.split(':').next().unwrap_or_default();
-    assert_eq!(r.header("location"), Some(format!("https://{host}:{port}/v1/models?x=1").as_str()));
+    assert_eq!(
+        r.header("location"),
+        Some(format!("https://{host}:{port}/v1/models?x=1").as_str())
+    );
     assert_eq!(e.gw.get("/health", &[]).await.status, 200);
 }

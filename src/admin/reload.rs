@@ -64,7 +64,10 @@ fn restart_only(old: &Config, new: &Config) -> Vec<NotApplied> {
     let edge = |c: &Config| {
         !c.routes.is_empty() || c.server.h2c || c.tls.as_ref().is_some_and(|t| t.redirect_http)
     };
-    check("routes (cleartext listeners' front end)", edge(old) != edge(new));
+    check(
+        "routes (cleartext listeners' front end)",
+        edge(old) != edge(new),
+    );
     check(
         "admin.listen",
         old.admin.as_ref().map(|a| &a.listen) != new.admin.as_ref().map(|a| &a.listen),

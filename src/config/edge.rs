@@ -108,7 +108,11 @@ pub(super) struct HealthDefaults {
     pub healthy_after: u32,
 }
 
-pub(super) fn tls(issues: &mut Issues, file: Option<TlsFile>, listen: &[String]) -> Option<TlsConfig> {
+pub(super) fn tls(
+    issues: &mut Issues,
+    file: Option<TlsFile>,
+    listen: &[String],
+) -> Option<TlsConfig> {
     let file = file?;
     let addrs = match file.listen {
         None => vec!["0.0.0.0:8443".to_string()],
@@ -198,7 +202,10 @@ pub(super) fn routes(
                 _ => {
                     issues.add(
                         format!("{bat}.addr"),
-                        format!("`{}` is not a reachable host:port (DNS is resolved at load)", b.addr),
+                        format!(
+                            "`{}` is not a reachable host:port (DNS is resolved at load)",
+                            b.addr
+                        ),
                     );
                     continue;
                 }
@@ -220,7 +227,10 @@ pub(super) fn routes(
         }
         let tls = f.tls.unwrap_or(false);
         if !tls && (f.ca_file.is_some() || f.sni.is_some()) {
-            issues.add(at.clone(), "`ca_file` and `sni` apply only with `tls: true`");
+            issues.add(
+                at.clone(),
+                "`ca_file` and `sni` apply only with `tls: true`",
+            );
         }
         if let Some(ca) = &f.ca_file {
             match std::fs::read(ca) {
@@ -280,7 +290,12 @@ pub(super) fn routes(
         };
         let t = f.timeouts.as_ref();
         let timeout = |issues: &mut Issues, key: &str, v: Option<&String>, d: u64| {
-            duration(issues, &format!("{at}.timeouts.{key}"), v, Duration::from_secs(d))
+            duration(
+                issues,
+                &format!("{at}.timeouts.{key}"),
+                v,
+                Duration::from_secs(d),
+            )
         };
         let connect_timeout = timeout(issues, "connect", t.and_then(|t| t.connect.as_ref()), 3);
         let read_timeout = timeout(issues, "read", t.and_then(|t| t.read.as_ref()), 60);

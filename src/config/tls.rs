@@ -54,8 +54,7 @@ impl LoadedCert {
 pub(super) fn load(issues: &mut Issues, path: &str, cert: &str, key: &str) -> Option<LoadedCert> {
     let chain = match read_pem(cert) {
         Ok(bytes) => {
-            let certs: Result<Vec<_>, _> =
-                rustls_pemfile::certs(&mut bytes.as_slice()).collect();
+            let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut bytes.as_slice()).collect();
             match certs {
                 Ok(c) if !c.is_empty() => c,
                 _ => {
@@ -239,6 +238,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         assert!(got.is_none());
         let text = format!("{:?}", issues.0);
-        assert!(text.contains("b.key") && text.contains("not the private key"), "{text}");
+        assert!(
+            text.contains("b.key") && text.contains("not the private key"),
+            "{text}"
+        );
     }
 }

@@ -285,8 +285,8 @@ where
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             return ServerApp::process_new(&self.app, stream, shutdown).await;
         }
-        let h2c = stream.get_ssl_digest().is_none()
-            && self.app.server_options().is_some_and(|o| o.h2c);
+        let h2c =
+            stream.get_ssl_digest().is_none() && self.app.server_options().is_some_and(|o| o.h2c);
         if h2c {
             const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
             let mut buf = [0u8; PREFACE.len()];

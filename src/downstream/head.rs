@@ -56,8 +56,7 @@ impl HeadError {
                     .into(),
             ),
             HeadError::BadHost => GatewayError::BadRequest(
-                "an HTTP/1.1 request needs exactly one Host header with a valid host[:port]"
-                    .into(),
+                "an HTTP/1.1 request needs exactly one Host header with a valid host[:port]".into(),
             ),
             HeadError::Framing => GatewayError::BadRequest(
                 "ambiguous request framing: send either one Content-Length or \

@@ -7,8 +7,8 @@
 //! (`routes.rs`).
 
 mod plain;
-mod strict;
 pub mod session;
+mod strict;
 pub mod tls;
 
 use crate::proxy::Gateway;
@@ -59,7 +59,13 @@ fn host_of(req: &RequestHeader) -> &str {
 }
 
 impl Edge {
-    async fn answer(session: &mut Session, ctx: &mut EdgeCtx, status: u16, message: &str, code: &str) -> Result<bool> {
+    async fn answer(
+        session: &mut Session,
+        ctx: &mut EdgeCtx,
+        status: u16,
+        message: &str,
+        code: &str,
+    ) -> Result<bool> {
         let (head, body) = plain::error(status, message, code);
         ctx.answered = status;
         session.write_response_header(Box::new(head), false).await?;
@@ -123,7 +129,14 @@ impl ProxyHttp for Edge {
         let Some(route) = matched else {
             ctx.ai = true;
             let Some(req) = session::request_of(session) else {
-                return Self::answer(session, ctx, 431, "request head too large", "headers_too_large").await;
+                return Self::answer(
+                    session,
+                    ctx,
+                    431,
+                    "request head too large",
+                    "headers_too_large",
+                )
+                .await;
             };
             let mut client = session::SessionClient::new(session);
             if self.gateway.serve(&mut client, &req).await {
@@ -143,7 +156,14 @@ impl ProxyHttp for Edge {
         ctx.route = Some(route);
         if declared.is_some_and(|n| n > max) {
             session.set_keepalive(None);
-            return Self::answer(session, ctx, 413, &format!("request body larger than {max} bytes"), "body_too_large").await;
+            return Self::answer(
+                session,
+                ctx,
+                413,
+                &format!("request body larger than {max} bytes"),
+                "body_too_large",
+            )
+            .await;
         }
         Ok(false)
     }
@@ -164,7 +184,11 @@ impl ProxyHttp for Edge {
         Ok(())
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut EdgeCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut EdgeCtx,
+    ) -> Result<Box<HttpPeer>> {
         let Some(route) = ctx.route.clone() else {
             return Error::e_explain(InternalError, "no route");
         };
@@ -205,7 +229,14 @@ impl ProxyHttp for Edge {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        plain::upstream_request(upstream_request, route, backend, client, self.https, ctx.upgrade);
+        plain::upstream_request(
+            upstream_request,
+            route,
+            backend,
+            client,
+            self.https,
+            ctx.upgrade,
+        );
         Ok(())
     }
 
@@ -219,7 +250,12 @@ impl ProxyHttp for Edge {
         Ok(())
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut EdgeCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut EdgeCtx,
+    ) -> FailToProxy {
         if ctx.ai {
             return FailToProxy {
                 error_code: 0,
@@ -227,14 +263,28 @@ impl ProxyHttp for Edge {
             };
         }
         let (status, message, code) = match e.etype() {
-            HTTPStatus(413) => (413, "request body over max_body_bytes".to_string(), "body_too_large"),
-            HTTPStatus(s) if *s >= 400 => (*s, "no backend of this route could be reached".to_string(), "bad_gateway"),
-            ConnectTimedout | ReadTimedout | WriteTimedout => {
-                (504, "the backend did not answer in time".to_string(), "gateway_timeout")
-            }
+            HTTPStatus(413) => (
+                413,
+                "request body over max_body_bytes".to_string(),
+                "body_too_large",
+            ),
+            HTTPStatus(s) if *s >= 400 => (
+                *s,
+                "no backend of this route could be reached".to_string(),
+                "bad_gateway",
+            ),
+            ConnectTimedout | ReadTimedout | WriteTimedout => (
+                504,
+                "the backend did not answer in time".to_string(),
+                "gateway_timeout",
+            ),
             _ => match e.esource() {
                 ErrorSource::Downstream => (0, String::new(), ""),
-                _ => (502, "no backend of this route could be reached".to_string(), "bad_gateway"),
+                _ => (
+                    502,
+                    "no backend of this route could be reached".to_string(),
+                    "bad_gateway",
+                ),
             },
         };
         let already = session.response_written().is_some();
@@ -268,9 +318,15 @@ impl ProxyHttp for Edge {
         let label = ctx.route.as_ref().map_or("-", |r| r.label.as_str());
         let backend = ctx.backend.map(|b| b.to_string());
         m.route_requests
-            .with_label_values(&[label, backend.as_deref().unwrap_or("-"), crate::telemetry::status_class(status)])
+            .with_label_values(&[
+                label,
+                backend.as_deref().unwrap_or("-"),
+                crate::telemetry::status_class(status),
+            ])
             .inc();
-        m.route_duration.with_label_values(&[label]).observe(elapsed.as_secs_f64());
+        m.route_duration
+            .with_label_values(&[label])
+            .observe(elapsed.as_secs_f64());
         if self.gateway.access_log.enabled() {
             let req = session.req_header();
             let line = serde_json::json!({

@@ -50,15 +50,11 @@ pub fn upstream_request(
     https: bool,
     upgrade: bool,
 ) {
-    let host = req
-        .headers
-        .get(http::header::HOST)
-        .cloned()
-        .or_else(|| {
-            req.uri
-                .authority()
-                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
-        });
+    let host = req.headers.get(http::header::HOST).cloned().or_else(|| {
+        req.uri
+            .authority()
+            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+    });
     for n in strip_hop_by_hop(&req.headers, upgrade) {
         req.remove_header(n.as_str());
     }
@@ -66,7 +62,11 @@ pub fn upstream_request(
         let _ = req.insert_header(http::header::CONNECTION, "upgrade");
     }
     if let Some(ip) = client {
-        let xff = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        let xff = match req
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
             Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
             _ => ip.to_string(),
         };
@@ -101,7 +101,9 @@ pub fn upstream_request(
     // h2 from the client, h1 to the backend: the authority rides in Host.
     if req.uri.authority().is_some() {
         if let Some(pq) = req.uri.path_and_query().cloned() {
-            if let Ok(uri) = http::Uri::from_maybe_shared(Bytes::copy_from_slice(pq.as_str().as_bytes())) {
+            if let Ok(uri) =
+                http::Uri::from_maybe_shared(Bytes::copy_from_slice(pq.as_str().as_bytes()))
+            {
                 req.set_uri(uri);
             }
         }
@@ -133,7 +135,11 @@ pub fn upstream_response(resp: &mut ResponseHeader, upgrade: bool) {
 
 pub fn peer(route: &PlainRoute, backend: SocketAddr) -> HttpPeer {
     let cfg = &route.cfg;
-    let sni = if cfg.tls { cfg.sni.clone() } else { String::new() };
+    let sni = if cfg.tls {
+        cfg.sni.clone()
+    } else {
+        String::new()
+    };
     let mut p = HttpPeer::new(backend, cfg.tls, sni);
     p.options.connection_timeout = Some(cfg.connect_timeout);
     p.options.read_timeout = Some(cfg.read_timeout);

@@ -163,7 +163,12 @@ impl ClientSide for SessionClient<'_> {
     async fn closed(&mut self) {
         // The body has been read: what comes now is the client leaving (h1:
         // EOF; h2: a reset of the stream).
-        match self.session.as_downstream_mut().read_body_or_idle(true).await {
+        match self
+            .session
+            .as_downstream_mut()
+            .read_body_or_idle(true)
+            .await
+        {
             Err(_) => {}
             Ok(_) => std::future::pending().await,
         }
@@ -177,7 +182,9 @@ impl ClientSide for SessionClient<'_> {
 
     fn start(&mut self, status: u16) {
         self.status = status;
-        self.head = ResponseHeader::build_no_case(status, Some(8)).ok().map(Box::new);
+        self.head = ResponseHeader::build_no_case(status, Some(8))
+            .ok()
+            .map(Box::new);
     }
 
     fn header(&mut self, name: &[u8], value: &[u8]) {

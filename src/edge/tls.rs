@@ -30,7 +30,7 @@ impl ResolvesServerCert for SniResolver {
                 // An exact name before a wildcard that also covers it.
                 certs
                     .iter()
-                    .find(|c| c.names.iter().any(|n| *n == name))
+                    .find(|c| c.names.contains(&name))
                     .or_else(|| certs.iter().find(|c| c.serves(&name)))
             })
             .or_else(|| certs.first());

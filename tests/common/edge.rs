@@ -46,9 +46,10 @@ impl Pki {
         let mut params =
             rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
                 .expect("leaf params");
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, names.first().copied().unwrap_or("x"));
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            names.first().copied().unwrap_or("x"),
+        );
         if expired {
             params.not_before = rcgen::date_time_ymd(2020, 1, 1);
             params.not_after = rcgen::date_time_ymd(2020, 12, 31);
@@ -121,7 +122,14 @@ pub fn presented_names(s: &TlsStream<TcpStream>) -> Vec<String> {
 }
 
 /// One HTTP/1.1 request over any stream (the connection is closed after).
-pub async fn h1<S>(s: &mut S, method: &str, path: &str, host: &str, headers: &[(&str, &str)], body: &[u8]) -> Response
+pub async fn h1<S>(
+    s: &mut S,
+    method: &str,
+    path: &str,
+    host: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -169,7 +177,9 @@ pub async fn h2_request(
     }
     let req = req.body(()).expect("request");
     let mut send = send.clone().ready().await.expect("h2 ready");
-    let (resp, mut stream) = send.send_request(req, body.is_empty()).expect("send_request");
+    let (resp, mut stream) = send
+        .send_request(req, body.is_empty())
+        .expect("send_request");
     if !body.is_empty() {
         stream
             .send_data(Bytes::copy_from_slice(body), true)
@@ -264,7 +274,8 @@ async fn serve_bulk(mut s: TcpStream, name: &'static str) {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0);
         if size > 0 {
-            let head = format!("HTTP/1.1 200 OK\r\nx-backend: {name}\r\ncontent-length: {size}\r\n\r\n");
+            let head =
+                format!("HTTP/1.1 200 OK\r\nx-backend: {name}\r\ncontent-length: {size}\r\n\r\n");
             if s.write_all(head.as_bytes()).await.is_err() {
                 return;
             }
@@ -278,12 +289,15 @@ async fn serve_bulk(mut s: TcpStream, name: &'static str) {
                 left -= n as u64;
             }
         } else {
-            let body = format!("{{\"backend\":\"{name}\",\"received\":{got},\"target\":\"{target}\"}}");
+            let body =
+                format!("{{\"backend\":\"{name}\",\"received\":{got},\"target\":\"{target}\"}}");
             let head = format!(
                 "HTTP/1.1 200 OK\r\nx-backend: {name}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
                 body.len()
             );
-            if s.write_all(head.as_bytes()).await.is_err() || s.write_all(body.as_bytes()).await.is_err() {
+            if s.write_all(head.as_bytes()).await.is_err()
+                || s.write_all(body.as_bytes()).await.is_err()
+            {
                 return;
             }
         }
@@ -302,10 +316,8 @@ pub async fn ws_echo() -> SocketAddr {
                     return;
                 };
                 while let Some(Ok(m)) = ws.next().await {
-                    if m.is_text() || m.is_binary() {
-                        if ws.send(m).await.is_err() {
-                            return;
-                        }
+                    if (m.is_text() || m.is_binary()) && ws.send(m).await.is_err() {
+                        return;
                     }
                 }
             });
