@@ -137,6 +137,17 @@ async fn a_refused_tier_fails_over_to_the_next_and_all_down_is_a_502_json() {
     assert!(!log.contains("sk-up-"), "no secret in the log");
 }
 
+/// Wait (5 s at most) for `line` in the gateway's log.
+async fn wait_for_log(gw: &Gateway, line: &str) {
+    for _ in 0..100 {
+        if gw.log().contains(line) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no `{line}` in:\n{}", gw.log());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn health_checks_mark_a_backend_down_and_up_again() {
     let m = ok_mock().await;
@@ -157,29 +168,11 @@ async fn health_checks_mark_a_backend_down_and_up_again() {
     );
     main.stop();
     drop(main);
-    let down = format!("backend {main_addr} marked down");
-    let mut seen = false;
-    for _ in 0..100 {
-        if gw.log().contains(&down) {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(seen, "no `{down}` in:\n{}", gw.log());
+    wait_for_log(&gw, &format!("backend {main_addr} marked down")).await;
     let r = get_host(&gw, "x", "/").await;
     assert_eq!(r.header("x-backend"), Some("spare"));
     let _back = BulkBackend::start_on(&main_addr.to_string(), "main").await;
-    let up = format!("backend {main_addr} is up again");
-    let mut seen = false;
-    for _ in 0..100 {
-        if gw.log().contains(&up) {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(seen, "no `{up}` in:\n{}", gw.log());
+    wait_for_log(&gw, &format!("backend {main_addr} is up again")).await;
     assert_eq!(
         get_host(&gw, "x", "/").await.header("x-backend"),
         Some("main")

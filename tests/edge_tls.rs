@@ -24,6 +24,15 @@ struct Edge {
     pki: Pki,
 }
 
+/// A `tls:` section listening on `addr` with `certs` (cert, key) in order.
+fn tls_section(addr: &str, certs: &[(std::path::PathBuf, std::path::PathBuf)]) -> String {
+    let mut s = format!("tls:\n  listen: [\"{addr}\"]\n  certs:\n");
+    for (c, k) in certs {
+        s += &format!("    - {{cert: {}, key: {}}}\n", path_str(c), path_str(k));
+    }
+    s
+}
+
 /// A gateway with a TLS listener (certificates `api.test`, default, and
 /// `wiki.test` + `*.apps.test`), the AI models of `models`, and `routes`.
 async fn edge(upstreams: &str, models: &str, extra: &str) -> Edge {
@@ -31,18 +40,13 @@ async fn edge(upstreams: &str, models: &str, extra: &str) -> Edge {
     let (api_c, api_k) = pki.leaf("api", &["api.test"], false);
     let (wiki_c, wiki_k) = pki.leaf("wiki", &["wiki.test", "*.apps.test"], false);
     let tls = format!("127.0.0.1:{}", free_port());
-    let yaml = config(
+    let certs = [(api_c, api_k), (wiki_c, wiki_k)];
+    let gw = Gateway::start(&config(
         upstreams,
         models,
-        &format!(
-            "tls:\n  listen: [\"{tls}\"]\n  certs:\n    - {{cert: {}, key: {}}}\n    - {{cert: {}, key: {}}}\n{extra}",
-            path_str(&api_c),
-            path_str(&api_k),
-            path_str(&wiki_c),
-            path_str(&wiki_k)
-        ),
-    );
-    let gw = Gateway::start(&yaml).await;
+        &(tls_section(&tls, &certs) + extra),
+    ))
+    .await;
     wait_listening(&tls).await;
     Edge { gw, tls, pki }
 }
@@ -338,19 +342,14 @@ async fn a_reload_swaps_the_certificate_under_load_without_a_failed_request() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     // A new certificate for api.test that also names renewed.test.
-    let (c, k) = e.pki.leaf("api2", &["api.test", "renewed.test"], false);
-    let (wc, wk) = e.pki.leaf("wiki2", &["wiki.test"], false);
+    let certs = [
+        e.pki.leaf("api2", &["api.test", "renewed.test"], false),
+        e.pki.leaf("wiki2", &["wiki.test"], false),
+    ];
     let yaml = config(
         &upstream("up", &m.url(), ""),
         "  chat: [{upstream: up}]\n",
-        &format!(
-            "tls:\n  listen: [\"{}\"]\n  certs:\n    - {{cert: {}, key: {}}}\n    - {{cert: {}, key: {}}}\n",
-            e.tls,
-            path_str(&c),
-            path_str(&k),
-            path_str(&wc),
-            path_str(&wk)
-        ),
+        &tls_section(&e.tls, &certs),
     );
     e.gw.rewrite_config(&yaml);
     e.gw.signal("HUP");

@@ -182,21 +182,30 @@ fn ip_text(raw: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn cert_for(names: &[&str]) -> LoadedCert {
-        let ck = rcgen::generate_simple_self_signed(
-            names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        )
-        .expect("rcgen");
+    /// `load` on a certificate for `cert_names` and the key of one for
+    /// `key_names` (the same one when equal), written to a scratch dir.
+    fn load_pair(cert_names: &[&str], key_names: &[&str]) -> (Option<LoadedCert>, Issues) {
+        let gen = |names: &[&str]| {
+            rcgen::generate_simple_self_signed(
+                names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+            .expect("rcgen")
+        };
+        let a = gen(cert_names);
+        let key = if cert_names == key_names {
+            a.key_pair.serialize_pem()
+        } else {
+            gen(key_names).key_pair.serialize_pem()
+        };
         let dir = std::env::temp_dir().join(format!(
             "llmgate-tls-unit-{}-{}",
             std::process::id(),
             fastrand::u64(..)
         ));
         std::fs::create_dir_all(&dir).expect("dir");
-        let c = dir.join("c.pem");
-        let k = dir.join("k.pem");
-        std::fs::write(&c, ck.cert.pem()).expect("write");
-        std::fs::write(&k, ck.key_pair.serialize_pem()).expect("write");
+        let (c, k) = (dir.join("a.pem"), dir.join("b.key"));
+        std::fs::write(&c, a.cert.pem()).expect("write");
+        std::fs::write(&k, key).expect("write");
         let mut issues = Issues::default();
         let got = load(
             &mut issues,
@@ -205,12 +214,13 @@ mod tests {
             &k.display().to_string(),
         );
         let _ = std::fs::remove_dir_all(&dir);
-        got.expect("loads")
+        (got, issues)
     }
 
     #[test]
     fn names_and_wildcards_match_as_browsers_do() {
-        let c = cert_for(&["api.example.com", "*.apps.test"]);
+        let names = ["api.example.com", "*.apps.test"];
+        let c = load_pair(&names, &names).0.expect("loads");
         assert!(c.serves("api.example.com"));
         assert!(c.serves("wiki.apps.test"));
         assert!(!c.serves("apps.test"));
@@ -220,22 +230,7 @@ mod tests {
 
     #[test]
     fn a_key_of_another_certificate_is_refused_naming_the_file() {
-        let a = rcgen::generate_simple_self_signed(vec!["a.test".to_string()]).expect("rcgen");
-        let b = rcgen::generate_simple_self_signed(vec!["b.test".to_string()]).expect("rcgen");
-        let dir = std::env::temp_dir().join(format!("llmgate-tls-mismatch-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let c = dir.join("a.pem");
-        let k = dir.join("b.key");
-        std::fs::write(&c, a.cert.pem()).expect("write");
-        std::fs::write(&k, b.key_pair.serialize_pem()).expect("write");
-        let mut issues = Issues::default();
-        let got = load(
-            &mut issues,
-            "tls.certs[0]",
-            &c.display().to_string(),
-            &k.display().to_string(),
-        );
-        let _ = std::fs::remove_dir_all(&dir);
+        let (got, issues) = load_pair(&["a.test"], &["b.test"]);
         assert!(got.is_none());
         let text = format!("{:?}", issues.0);
         assert!(
