@@ -52,7 +52,7 @@ pub fn server_conf(cfg: &Config, flags: RunFlags) -> ServerConf {
     conf
 }
 
-/// The admin listener (Pingora's HTTP/1 session).
+/// A listener served by Pingora's HTTP server (admin, edge).
 fn listener(addr: &str) -> ListenerConfig {
     // A 4 KiB write buffer lets a typical JSON answer leave with its header in one
     // send (Pingora's default, 1460 bytes, splits anything larger). No read
@@ -170,7 +170,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
         for addr in &t.listen {
             let settings = crate::edge::tls::settings(&shared, t.h2)
                 .map_err(|e| format!("tls listener {addr}: {e}"))?;
-            svc.add_tls_with_settings(addr, None, settings);
+            svc.add_listener(listener(addr).tls(settings));
             log::info!("accepting on {addr} (TLS)");
         }
         server.add_service(svc);
@@ -188,7 +188,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
             h2c,
         );
         for addr in &listen {
-            svc.add_listener(ListenerConfig::tcp(addr));
+            svc.add_listener(listener(addr));
             log::info!("accepting on {addr} (Pingora's HTTP server: routes, h2c or redirect)");
         }
         server.add_service(svc);
