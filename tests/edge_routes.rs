@@ -323,3 +323,21 @@ async fn websocket_echo_both_ways_for_a_thousand_messages() {
     }
     client.close(None).await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_slower_than_the_route_read_timeout_is_a_504_json() {
+    let m = ok_mock().await;
+    let b = BulkBackend::start("b").await;
+    let gw = routed(
+        &m,
+        &format!(
+            "  - {{backends: [{{addr: \"{}\"}}], timeouts: {{read: 300ms}}}}\n",
+            b.addr
+        ),
+    )
+    .await;
+    let r = get_host(&gw, "x", "/slow").await;
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "gateway_timeout");
+    assert_eq!(get_host(&gw, "x", "/fast").await.status, 200);
+}

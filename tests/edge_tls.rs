@@ -398,3 +398,51 @@ async fn redirect_http_sends_cleartext_clients_to_https_except_health() {
     );
     assert_eq!(e.gw.get("/health", &[]).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_h2_stream_resets_leaves_the_gateway_serving() {
+    let m = ok_mock().await;
+    let e = edge(
+        &upstream("up", &m.url(), ""),
+        "  chat: [{upstream: up}]\n",
+        "",
+    )
+    .await;
+    let s = e.pki.connect(&e.tls, "api.test", &[b"h2"]).await;
+    let h2 = h2_client(s).await;
+    // "Rapid reset" (CVE-2023-44487): open a stream and cancel it at once,
+    // thousands of times on one connection.
+    let mut sent = 0;
+    for _ in 0..5000 {
+        let Ok(mut ready) = h2.clone().ready().await else {
+            break;
+        };
+        let req = http::Request::builder()
+            .method("GET")
+            .uri("https://api.test/health")
+            .body(())
+            .expect("request");
+        let Ok((resp, stream)) = ready.send_request(req, true) else {
+            break;
+        };
+        drop(resp);
+        drop(stream);
+        sent += 1;
+    }
+    assert!(sent > 0);
+    // Another client is served at once; the gateway is alive and well.
+    let s = e.pki.connect(&e.tls, "api.test", &[b"h2"]).await;
+    let other = h2_client(s).await;
+    let (status, _, _) = h2_request(&other, "GET", "https://api.test/health", &[], b"").await;
+    assert_eq!(status, 200);
+    let key = format!("Bearer {CLIENT_KEY}");
+    let (status, _, _) = h2_request(
+        &other,
+        "POST",
+        "https://api.test/v1/chat/completions",
+        &[("authorization", &key)],
+        chat_body("chat", false).as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
