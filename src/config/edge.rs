@@ -5,8 +5,7 @@
 use super::file::{ByteSize, OneOrMany, RouteFile, TlsFile};
 use super::issues::Issues;
 use super::tls::LoadedCert;
-use super::validate::parse_byte_size;
-use super::values::{duration, health_path};
+use super::values::{duration, health_path, parse_byte_size};
 use std::collections::HashSet;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;

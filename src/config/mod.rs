@@ -17,7 +17,7 @@ mod values;
 pub use env::interpolate;
 pub use issues::{Problem, Problems, MAX_TARGETS_PER_MODEL};
 pub use model::*;
-pub use validate::parse_byte_size;
+pub use values::parse_byte_size;
 
 use std::fmt;
 use std::path::Path;

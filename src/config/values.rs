@@ -43,3 +43,22 @@ pub(super) fn health_path(issues: &mut Issues, path: &str, p: &str) -> String {
     }
     p.to_string()
 }
+
+/// "32MiB", "512KB", "1048576" -> bytes.
+pub fn parse_byte_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" | "k" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" | "m" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" | "g" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
