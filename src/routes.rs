@@ -190,6 +190,17 @@ pub struct PlainRoute {
     pub ca: Option<Arc<pingora::protocols::tls::CaType>>,
 }
 
+impl PlainRoute {
+    /// A backend as the config writes it (its label in logs and metrics).
+    pub fn backend_label(&self, addr: SocketAddr) -> &str {
+        self.cfg
+            .backends
+            .iter()
+            .find(|b| b.socket == addr)
+            .map_or("-", |b| b.addr.as_str())
+    }
+}
+
 /// The certificates of a PEM file (checked parseable at config load).
 fn load_ca(path: &str) -> Option<Arc<pingora::protocols::tls::CaType>> {
     use pingora::utils::tls::WrappedX509;

@@ -316,13 +316,12 @@ impl ProxyHttp for Edge {
         let elapsed = ctx.started.map(|s| s.elapsed()).unwrap_or_default();
         let m = &self.gateway.metrics;
         let label = ctx.route.as_ref().map_or("-", |r| r.label.as_str());
-        let backend = ctx.backend.map(|b| b.to_string());
+        let backend = match (ctx.route.as_ref(), ctx.backend) {
+            (Some(r), Some(b)) => r.backend_label(b),
+            _ => "-",
+        };
         m.route_requests
-            .with_label_values(&[
-                label,
-                backend.as_deref().unwrap_or("-"),
-                crate::telemetry::status_class(status),
-            ])
+            .with_label_values(&[label, backend, crate::telemetry::status_class(status)])
             .inc();
         m.route_duration
             .with_label_values(&[label])
@@ -335,7 +334,7 @@ impl ProxyHttp for Edge {
                 "method": req.method.as_str(),
                 "host": host_of(req),
                 "path": req.uri.path(),
-                "backend": backend,
+                "backend": (backend != "-").then_some(backend),
                 "attempts": ctx.tried.len(),
                 "status": status,
                 "bytes": session.body_bytes_sent(),

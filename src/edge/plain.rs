@@ -10,35 +10,39 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Headers that describe one connection, never forwarded (RFC 9110 7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
+const HOP_BY_HOP: [http::HeaderName; 8] = [
+    http::header::CONNECTION,
+    http::HeaderName::from_static("keep-alive"),
+    http::HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::UPGRADE,
 ];
 
 /// The hop-by-hop headers present and those the `Connection` header names,
-/// to be removed. An upgrade (WebSocket) keeps `Upgrade` (and gets
-/// `Connection: upgrade` back), which Pingora needs to switch the
-/// connection to a tunnel.
-fn strip_hop_by_hop(headers: &http::HeaderMap, upgrade: bool) -> Vec<String> {
-    let named: Vec<String> = headers
-        .get_all(http::header::CONNECTION)
+/// to be removed (usually none: no allocation). An upgrade (WebSocket) keeps
+/// `Upgrade` (and gets `Connection: upgrade` back), which Pingora needs to
+/// switch the connection to a tunnel.
+fn strip_hop_by_hop(headers: &http::HeaderMap, upgrade: bool) -> Vec<http::HeaderName> {
+    let keep = |n: &http::HeaderName| upgrade && *n == http::header::UPGRADE;
+    let mut out: Vec<http::HeaderName> = HOP_BY_HOP
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
+        .filter(|n| !keep(n) && headers.contains_key(*n))
+        .cloned()
         .collect();
-    named
-        .into_iter()
-        .chain(HOP_BY_HOP.iter().map(|s| s.to_string()))
-        .filter(|n| !(upgrade && n == "upgrade") && headers.contains_key(n.as_str()))
-        .collect()
+    for v in headers.get_all(http::header::CONNECTION) {
+        for token in v.as_bytes().split(|&b| b == b',') {
+            let Ok(n) = http::HeaderName::from_bytes(token.trim_ascii()) else {
+                continue;
+            };
+            if !keep(&n) && headers.contains_key(&n) && !out.contains(&n) {
+                out.push(n);
+            }
+        }
+    }
+    out
 }
 
 /// The request as the backend gets it.
@@ -56,7 +60,7 @@ pub fn upstream_request(
             .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
     });
     for n in strip_hop_by_hop(&req.headers, upgrade) {
-        req.remove_header(n.as_str());
+        req.remove_header(&n);
     }
     if upgrade && req.headers.contains_key(http::header::UPGRADE) {
         let _ = req.insert_header(http::header::CONNECTION, "upgrade");
@@ -126,7 +130,7 @@ fn backend_host(route: &PlainRoute, backend: SocketAddr) -> String {
 pub fn upstream_response(resp: &mut ResponseHeader, upgrade: bool) {
     let upgrade = upgrade && resp.status == 101;
     for n in strip_hop_by_hop(&resp.headers, upgrade) {
-        resp.remove_header(n.as_str());
+        resp.remove_header(&n);
     }
     if upgrade && resp.headers.contains_key(http::header::UPGRADE) {
         let _ = resp.insert_header(http::header::CONNECTION, "upgrade");
@@ -178,7 +182,10 @@ mod tests {
         h.insert("keep-alive", "timeout=5".parse().expect("v"));
         h.insert("te", "trailers".parse().expect("v"));
         h.insert("x-keep", "1".parse().expect("v"));
-        let mut gone = strip_hop_by_hop(&h, false);
+        let mut gone: Vec<String> = strip_hop_by_hop(&h, false)
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
         gone.sort();
         assert_eq!(gone, ["connection", "keep-alive", "te", "x-secret"]);
     }
@@ -188,7 +195,10 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert("connection", "keep-alive, Upgrade".parse().expect("v"));
         h.insert("upgrade", "websocket".parse().expect("v"));
-        let gone = strip_hop_by_hop(&h, true);
+        let gone: Vec<String> = strip_hop_by_hop(&h, true)
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
         assert_eq!(
             gone,
             ["connection"],
