@@ -9,6 +9,7 @@ pub mod demo;
 pub mod downstream;
 pub mod edge;
 pub mod error;
+pub mod formats;
 pub mod framing;
 pub mod front;
 pub mod headers;

@@ -109,6 +109,26 @@ impl Params {
     }
 }
 
+impl Params {
+    /// These overrides applied to a request already parsed (a translated
+    /// attempt's chat form). `stream: false` is refused by the config for
+    /// targets that translate, so it is not handled here.
+    pub fn apply_value(&self, body: &mut serde_json::Map<String, serde_json::Value>) {
+        for rule in &self.rules {
+            let Ok(value) = serde_json::from_slice::<serde_json::Value>(&rule.value) else {
+                continue;
+            };
+            let replace = match (rule.max, body.get(&rule.key)) {
+                (None, _) | (_, None) => true,
+                (Some(limit), Some(v)) => above(v.to_string().as_bytes(), limit),
+            };
+            if replace {
+                body.insert(rule.key.clone(), value);
+            }
+        }
+    }
+}
+
 /// A number above `limit`, or `null` (the provider's default, unbounded).
 /// Other values are left for the upstream to judge.
 fn above(value: &[u8], limit: f64) -> bool {

@@ -82,6 +82,7 @@ pub struct UpstreamFile {
     pub base_url: String,
     pub api_key: Option<String>,
     pub format: Option<String>,
+    pub default_max_tokens: Option<u32>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     #[serde(default)]

@@ -88,6 +88,38 @@ pub struct ClientKeyConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::OpenAi => "openai",
+            Format::Anthropic => "anthropic",
+            Format::Gemini => "gemini",
+        }
+    }
+
+    /// The provider's overload answers, failed over whatever `retry_on`
+    /// lists (design.md section 9): Anthropic's 529, Gemini's
+    /// RESOURCE_EXHAUSTED (429) and UNAVAILABLE (503).
+    pub fn always_retries(self, status: u16) -> bool {
+        match self {
+            Format::OpenAi => false,
+            Format::Anthropic => status == 529,
+            Format::Gemini => status == 429 || status == 503,
+        }
+    }
+
+    /// The header that carries the upstream's key, and how its value is made.
+    pub fn key_header(self) -> (&'static str, &'static str) {
+        match self {
+            Format::OpenAi => ("authorization", "Bearer "),
+            Format::Anthropic => ("x-api-key", ""),
+            Format::Gemini => ("x-goog-api-key", ""),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +140,9 @@ pub struct UpstreamConfig {
     pub base_path: String,
     pub api_key: Option<Secret>,
     pub format: Format,
+    /// `max_tokens` sent to an Anthropic upstream when the request has none
+    /// (Anthropic requires it).
+    pub default_max_tokens: u32,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Guarded client headers (credentials, billing identity, forwarding
     /// claims) this upstream receives from the client; lower case.

@@ -3,13 +3,14 @@
 
 use super::file::{QuotaFile, TargetFile};
 use super::issues::{Issues, MAX_TARGETS_PER_MODEL};
-use super::model::{ParamRule, QuotaConfig, TargetConfig};
+use super::model::{Format, ParamRule, QuotaConfig, TargetConfig};
 use std::collections::BTreeMap;
 
 pub(super) fn models(
     issues: &mut Issues,
     file: BTreeMap<String, Vec<TargetFile>>,
     index_of: &BTreeMap<String, usize>,
+    formats: &[Format],
 ) -> BTreeMap<String, Vec<TargetConfig>> {
     let mut models = BTreeMap::new();
     if file.is_empty() {
@@ -52,6 +53,17 @@ pub(super) fn models(
                 issues.add(format!("{tp}.model"), "must not be empty");
             }
             let params = params(issues, &tp, t.params.unwrap_or_default());
+            let format = formats.get(up).copied().unwrap_or(Format::OpenAi);
+            if format != Format::OpenAi && params.iter().any(|(_, r)| *r == ParamRule::NoStream) {
+                issues.add(
+                    format!("{tp}.params.stream"),
+                    format!(
+                        "`stream: false` is supported only for format openai upstreams (`{}` is {})",
+                        t.upstream,
+                        format.name()
+                    ),
+                );
+            }
             out.push(TargetConfig {
                 upstream: up,
                 model,

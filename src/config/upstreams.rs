@@ -27,13 +27,8 @@ pub(super) fn upstreams(
         let parsed = parse_base_url(issues, &format!("{p}.base_url"), &u.base_url);
         let format = match u.format.as_deref().unwrap_or("openai") {
             "openai" => Format::OpenAi,
-            "anthropic" | "gemini" => {
-                issues.add(
-                    format!("{p}.format"),
-                    "anthropic and gemini translation is not supported by this build; use an OpenAI-compatible endpoint (format: openai)",
-                );
-                Format::OpenAi
-            }
+            "anthropic" => Format::Anthropic,
+            "gemini" => Format::Gemini,
             other => {
                 issues.add(
                     format!("{p}.format"),
@@ -63,11 +58,18 @@ pub(super) fn upstreams(
                 (_, Err(_)) => issues.add(hp, "value has characters not allowed in a header"),
             }
         }
-        if u.api_key.is_some() && headers.iter().any(|(n, _)| n == "authorization") {
+        let (key_header, _) = format.key_header();
+        if u.api_key.is_some() && headers.iter().any(|(n, _)| n == key_header) {
             issues.add(
-                format!("{p}.headers.authorization"),
-                "conflicts with api_key, which sets Authorization",
+                format!("{p}.headers.{key_header}"),
+                format!(
+                    "conflicts with api_key, which sets {key_header} for format {}",
+                    format.name()
+                ),
             );
+        }
+        if u.default_max_tokens == Some(0) {
+            issues.add(format!("{p}.default_max_tokens"), "must be at least 1");
         }
         let mut forward_headers = Vec::new();
         for (i, n) in u.forward_headers.iter().enumerate() {
@@ -156,6 +158,7 @@ pub(super) fn upstreams(
             base_path,
             api_key: u.api_key.map(Secret::new),
             format,
+            default_max_tokens: u.default_max_tokens.unwrap_or(4096),
             headers,
             forward_headers,
             retry_on,

@@ -99,7 +99,8 @@ pub fn validate(file: FileConfig) -> Result<Config, Problems> {
         &global_health_path,
     );
 
-    let models = super::targets::models(&mut issues, file.models, &index_of);
+    let formats: Vec<Format> = upstreams.iter().map(|u| u.format).collect();
+    let models = super::targets::models(&mut issues, file.models, &index_of, &formats);
 
     let auth = super::auth::auth(&mut issues, file.auth, &models);
 

@@ -3,12 +3,14 @@
 //! ends with an error event, a cut plain body with a cut connection.
 
 use super::ctx::{Done, RequestCtx};
-use super::exchange::{timed, Ready};
+use super::exchange::{timed, Ready, Shape};
 use super::outcome::record_failure;
 use super::respond;
 use super::strip::UsageStrip;
 use super::usage::{Usage, UsageTail};
 use crate::error::error_body;
+use crate::formats::stream::Translator;
+use crate::formats::{messages, sse, Dialect};
 use crate::framing::eq_ci;
 use crate::front::ClientSide;
 use crate::headers::{ConnectionNames, NOT_RETURNED_SET};
@@ -31,13 +33,23 @@ pub(super) async fn commit<C: ClientSide>(
         header: resp,
         chunks,
         sse,
-        converted,
+        shape,
     } = ready;
     // The upstream's header passes through, except framing and hop-by-hop
-    // headers, which are ours to set: its length when the body passes unchanged;
-    // streams are chunked so an in-band error event can still be appended.
+    // headers, which are ours to set: its length when the body passes unchanged
+    // (a made body: its own); streams are chunked so an in-band error event
+    // can still be appended.
+    let (made_type, known_usage) = match &shape {
+        Shape::Made {
+            content_type,
+            usage,
+        } => (Some(*content_type), Some(*usage)),
+        _ => (None, None),
+    };
     let length = if sse {
         None
+    } else if made_type.is_some() {
+        Some(chunks.iter().map(|c| c.len() as u64).sum())
     } else {
         resp.headers
             .get("content-length")
@@ -45,18 +57,18 @@ pub(super) async fn commit<C: ClientSide>(
     };
     let fin = Finish {
         ok: (200..300).contains(&resp.status),
-        usage: converted,
+        usage: known_usage,
     };
     client.start(resp.status);
     let named = ConnectionNames::of(&resp.headers);
     for (k, v) in resp.headers.iter() {
-        let replaced = converted.is_some() && eq_ci(k, b"content-type");
+        let replaced = made_type.is_some() && eq_ci(k, b"content-type");
         if !NOT_RETURNED_SET.contains(k) && !named.contains(k) && !replaced {
             client.header_lowercase(k, v);
         }
     }
-    if converted.is_some() {
-        client.header_lowercase(b"content-type", b"text/event-stream");
+    if let Some(t) = made_type {
+        client.header_lowercase(b"content-type", t);
     }
     respond::stamp(client, ctx);
     client.end_head(length);
@@ -67,7 +79,11 @@ pub(super) async fn commit<C: ClientSide>(
     let mut usage = UsageTail::default();
     // llmgate asked for usage the client did not: what that adds is taken out.
     let asked = ctx.strip_usage && up.cfg.stream_usage;
-    let mut strip = (sse && converted.is_none() && asked).then(UsageStrip::default);
+    let mut pipe = match shape {
+        Shape::Translated(t) => Pipe::Translate(t),
+        Shape::AsIs if sse && asked => Pipe::Strip(UsageStrip::default()),
+        Shape::AsIs | Shape::Made { .. } => Pipe::Raw,
+    };
     // What was read before commit leaves with the head, in one write.
     let first = match chunks.len() {
         0 => None,
@@ -77,11 +93,10 @@ pub(super) async fn commit<C: ClientSide>(
     if let Some(c) = first {
         if s.done() {
             // The whole answer was read before commit (the common plain case).
-            let done = last_piece(client, ctx, up, s, &mut usage, &c, fin, strip.as_mut()).await;
-            return done;
+            return last_piece(client, ctx, up, s, &mut usage, &c, fin, &mut pipe).await;
         }
         usage.push(&c);
-        send(client, strip.as_mut(), &c).await?;
+        send(client, &mut pipe, &c).await?;
     }
     let reason = loop {
         // Finish as soon as the body is complete, before the client (which has its
@@ -101,14 +116,13 @@ pub(super) async fn commit<C: ClientSide>(
         match next {
             Some(Ok(Some(b))) => {
                 if s.done() {
-                    return last_piece(client, ctx, up, s, &mut usage, &b, fin, strip.as_mut())
-                        .await;
+                    return last_piece(client, ctx, up, s, &mut usage, &b, fin, &mut pipe).await;
                 }
                 usage.push(&b);
-                send(client, strip.as_mut(), &b).await?;
+                send(client, &mut pipe, &b).await?;
             }
             Some(Ok(None)) => {
-                return last_piece(client, ctx, up, s, &mut usage, &[], fin, strip.as_mut()).await
+                return last_piece(client, ctx, up, s, &mut usage, &[], fin, &mut pipe).await
             }
             Some(Err(e)) => {
                 break format!("upstream connection broke mid-response ({})", e.as_str())
@@ -127,31 +141,78 @@ pub(super) async fn commit<C: ClientSide>(
         // A cut plain body must look cut: drop the connection, never end it cleanly.
         return Ok(Done::Cut);
     }
-    let event = error_body(
-        &format!("upstream {}: {reason}", up.name()),
-        "upstream_error",
-        "stream_interrupted",
-    );
-    // An event cut short goes out as it came, before the error event.
-    let mut frame = strip.map(|mut s| s.rest()).unwrap_or_default();
-    frame.reserve(event.len() + 8);
-    frame.extend_from_slice(b"data: ");
-    frame.extend_from_slice(&event);
-    frame.extend_from_slice(b"\n\n");
+    let message = format!("upstream {}: {reason}", up.name());
+    let frame = pipe.cut(ctx.dialect, &message);
+    if let Pipe::Translate(t) = &pipe {
+        ctx.usage = t.usage();
+    }
     client.write_body(&frame, true).await?;
     Ok(Done::Answered)
 }
 
-/// Body bytes to the client, through the usage strip when there is one.
-async fn send<C: ClientSide>(
-    client: &mut C,
-    strip: Option<&mut UsageStrip>,
-    b: &[u8],
-) -> io::Result<()> {
-    let out = match strip {
-        Some(s) => s.feed(b),
-        None => b,
-    };
+/// What the answer's body goes through on its way to the client.
+enum Pipe {
+    /// Unchanged.
+    Raw,
+    /// The usage chunk llmgate asked for taken out.
+    Strip(UsageStrip),
+    /// Translated into the client's dialect.
+    Translate(Box<Translator>),
+}
+
+impl Pipe {
+    fn feed<'a>(&'a mut self, b: &'a [u8]) -> &'a [u8] {
+        match self {
+            Pipe::Raw => b,
+            Pipe::Strip(s) => s.feed(b),
+            Pipe::Translate(t) => t.feed(b),
+        }
+    }
+
+    /// The body's last piece: what is still held goes with it.
+    fn last(&mut self, b: &[u8]) -> Vec<u8> {
+        match self {
+            Pipe::Raw => b.to_vec(),
+            Pipe::Strip(s) => {
+                let mut out = s.feed(b).to_vec();
+                out.extend(s.rest());
+                out
+            }
+            Pipe::Translate(t) => {
+                let mut out = t.feed(b).to_vec();
+                out.extend_from_slice(t.end());
+                out
+            }
+        }
+    }
+
+    /// The event that ends a cut stream, in the client's dialect; an event
+    /// cut short goes out as it came, before it.
+    fn cut(&mut self, dialect: Dialect, message: &str) -> Vec<u8> {
+        let mut frame = match self {
+            Pipe::Translate(t) => return t.cut(message).to_vec(),
+            Pipe::Strip(s) => s.rest(),
+            Pipe::Raw => Vec::new(),
+        };
+        match dialect {
+            Dialect::Messages => messages::error_event(&mut frame, message),
+            Dialect::Responses => {
+                let e = serde_json::json!({"type": "error", "code": "stream_interrupted",
+                    "message": message, "param": null});
+                sse::write_event(&mut frame, Some("error"), e.to_string().as_bytes());
+            }
+            Dialect::Chat | Dialect::Completions | Dialect::Other => {
+                let e = error_body(message, "upstream_error", "stream_interrupted");
+                sse::write_event(&mut frame, None, &e);
+            }
+        }
+        frame
+    }
+}
+
+/// Body bytes to the client, through the pipe.
+async fn send<C: ClientSide>(client: &mut C, pipe: &mut Pipe, b: &[u8]) -> io::Result<()> {
+    let out = pipe.feed(b);
     if !out.is_empty() {
         client.write_body(out, false).await?;
     }
@@ -159,7 +220,7 @@ async fn send<C: ClientSide>(
 }
 
 /// How a complete answer ends: a success or not, and its usage when known
-/// before the body was read (a plain answer told as a stream).
+/// before the body was read (a body made here).
 #[derive(Clone, Copy)]
 pub(super) struct Finish {
     ok: bool,
@@ -178,24 +239,24 @@ async fn last_piece<C: ClientSide>(
     usage: &mut UsageTail,
     last: &[u8],
     fin: Finish,
-    strip: Option<&mut UsageStrip>,
+    pipe: &mut Pipe,
 ) -> io::Result<Done> {
-    ctx.usage = match fin.usage {
-        Some(known) => known,
-        None => usage.finish(last),
+    let out = match &mut *pipe {
+        Pipe::Raw => None,
+        p => Some(p.last(last)),
+    };
+    ctx.usage = match (fin.usage, &*pipe) {
+        (Some(known), _) => known,
+        (None, Pipe::Translate(t)) => t.usage(),
+        (None, _) => usage.finish(last),
     };
     // Before the client sees its end, like the pooled connection: its next
     // request meets the settled limit.
     ctx.answer_ended(fin.ok);
     up.keep(s);
-    match strip {
-        None => client.write_body(last, true).await?,
-        Some(strip) => {
-            let mut out = strip.feed(last).to_vec();
-            out.extend(strip.rest());
-            client.write_body(&out, true).await?;
-        }
-    }
+    client
+        .write_body(out.as_deref().unwrap_or(last), true)
+        .await?;
     Ok(Done::Answered)
 }
 

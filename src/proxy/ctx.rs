@@ -1,6 +1,7 @@
 //! All per-request state, pinned to the runtime snapshot the request started on.
 
 use super::usage::Usage;
+use crate::formats::Dialect;
 use crate::routing::ModelRoute;
 use crate::state::Runtime;
 use crate::telemetry::Metrics;
@@ -74,6 +75,9 @@ pub struct RequestCtx {
     /// llmgate added `stream_options.include_usage` for its own accounting:
     /// a stream's answer gets what that adds taken out.
     pub strip_usage: bool,
+    /// What the client speaks (its endpoint): the shape of its errors, and
+    /// what each target's answer is translated into.
+    pub dialect: Dialect,
 }
 
 impl RequestCtx {
@@ -96,6 +100,7 @@ impl RequestCtx {
             prompt_estimate: 0,
             quota: None,
             strip_usage: false,
+            dialect: Dialect::Chat,
         }
     }
 

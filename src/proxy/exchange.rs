@@ -11,6 +11,8 @@ use super::outcome::{body_failure, retry_after, FailKind, Failure};
 use super::rewrite::{ParsedBody, CONCAT_LIMIT};
 use super::sse::FirstEvent;
 use super::usage::Usage;
+use crate::formats::stream::Translator;
+use crate::formats::{self, Dialect, Format, Wire};
 use crate::front::Request;
 use crate::params::wants_usage;
 use crate::routing::Target;
@@ -28,9 +30,22 @@ pub(super) struct Ready {
     pub(super) header: Head,
     pub(super) chunks: Vec<Bytes>,
     pub(super) sse: bool,
-    /// A plain answer turned into a stream (`whole_as_stream`), with the
-    /// usage it reported: the stream itself may not carry it.
-    pub(super) converted: Option<Option<Usage>>,
+    pub(super) shape: Shape,
+}
+
+/// What the client gets of the upstream's answer.
+pub(super) enum Shape {
+    /// The answer as it came.
+    AsIs,
+    /// A body made here in full from a complete answer (translated, or a
+    /// plain answer told as a stream): its own type and length, its usage
+    /// known before it is sent.
+    Made {
+        content_type: &'static [u8],
+        usage: Option<Usage>,
+    },
+    /// A stream translated event by event into the client's dialect.
+    Translated(Box<Translator>),
 }
 
 impl Ready {
@@ -40,9 +55,37 @@ impl Ready {
             header,
             chunks,
             sse,
-            converted: None,
+            shape: Shape::AsIs,
         }
     }
+
+    fn made(up: Conn, header: Head, body: Vec<u8>, sse: bool, usage: Option<Usage>) -> Ready {
+        let content_type: &'static [u8] = if sse {
+            b"text/event-stream"
+        } else {
+            b"application/json"
+        };
+        Ready {
+            up,
+            header,
+            chunks: vec![Bytes::from(body)],
+            sse,
+            shape: Shape::Made {
+                content_type,
+                usage,
+            },
+        }
+    }
+}
+
+/// A translated attempt: the request as written for the target, and what
+/// the answer is translated into.
+pub(super) struct Translated<'a> {
+    pub(super) wire: &'a Wire,
+    pub(super) dialect: Dialect,
+    pub(super) format: Format,
+    /// A chat client asked for the usage chunk.
+    pub(super) include_usage: bool,
 }
 
 /// The request as it goes to every upstream, prepared once.
@@ -102,6 +145,7 @@ pub(super) async fn try_target(
     up: &Upstream,
     target: &Target,
     out: &Outgoing<'_>,
+    tr: Option<&Translated<'_>>,
     deadline: Instant,
 ) -> Result<Ready, Failure> {
     let cfg = &up.cfg;
@@ -117,7 +161,7 @@ pub(super) async fn try_target(
                 Some(c) => (c, true),
                 None => (connect(up, deadline).await?, false),
             };
-            match send(conn, up, target, out, deadline).await {
+            match send(conn, up, target, out, tr, deadline).await {
                 Ok(x) => break x,
                 Err(f) if reused && f.kind == FailKind::Unanswered => fresh = true,
                 Err(f) => return Err(f),
@@ -132,7 +176,13 @@ pub(super) async fn try_target(
         ));
     }
     if !(200..300).contains(&status) {
-        // The client's problem (400, 404, 422, ...): passed through as sent.
+        // The client's problem (400, 404, 422, ...): passed through as sent,
+        // in the client's error shape when the target speaks another.
+        if let Some(t) = tr {
+            let body = read_whole(&mut s, cfg.response_timeout, deadline).await?;
+            let body = formats::error(t.dialect, t.format, status, &body);
+            return Ok(Ready::made(s, header, body, false, None));
+        }
         return Ok(Ready::plain(s, header, Vec::new(), false));
     }
     let sse = header
@@ -144,6 +194,17 @@ pub(super) async fn try_target(
     } else {
         cfg.response_timeout
     };
+    if let (Some(t), false) = (tr, sse) {
+        let answer = read_whole(&mut s, cfg.response_timeout, deadline).await?;
+        let (body, usage) =
+            formats::answer(t.dialect, t.format, &answer, &target.model).map_err(|e| {
+                Failure::new(
+                    FailKind::Malformed,
+                    format!("cannot translate the answer: {e}"),
+                )
+            })?;
+        return Ok(Ready::made(s, header, body, false, usage));
+    }
     if !sse && out.body.stream && target.params.as_ref().is_some_and(|p| p.no_stream) {
         return whole_as_stream(s, header, out.body, cfg.response_timeout, deadline).await;
     }
@@ -172,7 +233,16 @@ pub(super) async fn try_target(
                     chunks.push(b);
                 }
                 if done && !chunks.is_empty() {
-                    return Ok(Ready::plain(s, header, chunks, sse));
+                    let mut ready = Ready::plain(s, header, chunks, sse);
+                    if let Some(t) = tr {
+                        ready.shape = Shape::Translated(Box::new(Translator::new(
+                            t.dialect,
+                            t.format,
+                            &target.model,
+                            t.include_usage,
+                        )));
+                    }
+                    return Ok(ready);
                 }
             }
         }
@@ -189,6 +259,16 @@ async fn whole_as_stream(
     wait: Duration,
     deadline: Instant,
 ) -> Result<Ready, Failure> {
+    let answer = read_whole(&mut s, wait, deadline).await?;
+    let usage = super::usage::scan(&answer);
+    let sse = answer_as_sse(&answer, wants_usage(&body.body))
+        .map_err(|e| Failure::new(FailKind::Malformed, format!("cannot stream it: {e}")))?;
+    Ok(Ready::made(s, header, sse, true, usage))
+}
+
+/// The whole answer body (up to [`MAX_ANSWER`]), read before commit: any
+/// failure still moves on to the next target.
+async fn read_whole(s: &mut Conn, wait: Duration, deadline: Instant) -> Result<BytesMut, Failure> {
     let mut answer = BytesMut::new();
     loop {
         match timed(s.read_body_within(wait, deadline).await) {
@@ -202,23 +282,13 @@ async fn whole_as_stream(
             Some(Ok(Some(b))) if answer.len() + b.len() > MAX_ANSWER => {
                 return Err(Failure::new(
                     FailKind::Malformed,
-                    "answer too large to turn into a stream",
+                    "answer too large to translate",
                 ))
             }
             Some(Ok(Some(b))) => answer.extend_from_slice(&b),
-            Some(Ok(None)) => break,
+            Some(Ok(None)) => return Ok(answer),
         }
     }
-    let usage = super::usage::scan(&answer);
-    let sse = answer_as_sse(&answer, wants_usage(&body.body))
-        .map_err(|e| Failure::new(FailKind::Malformed, format!("cannot stream it: {e}")))?;
-    Ok(Ready {
-        up: s,
-        header,
-        chunks: vec![Bytes::from(sse)],
-        sse: true,
-        converted: Some(usage),
-    })
 }
 
 /// A new connection within `connect_timeout`.
@@ -245,25 +315,35 @@ async fn send(
     up: &Upstream,
     target: &Target,
     out: &Outgoing<'_>,
+    tr: Option<&Translated<'_>>,
     deadline: Instant,
 ) -> Result<(Conn, Head), Failure> {
     let cfg = &up.cfg;
     let edited;
     let params = target.params.as_deref();
     let ask = cfg.stream_usage;
-    let body = match params.and_then(|p| out.body.with_params(&target.model_json, p, ask)) {
-        Some(b) => {
-            edited = b;
-            [&edited[..], &[], &[], &[], &[]]
-        }
-        None => out.body.spliced_for(&target.model_json, ask),
+    let (path, body) = match tr {
+        Some(t) => (
+            t.wire.path.as_bytes(),
+            [&t.wire.body[..], &[], &[], &[], &[]],
+        ),
+        None => match params.and_then(|p| out.body.with_params(&target.model_json, p, ask)) {
+            Some(b) => {
+                edited = b;
+                (out.rest.as_bytes(), [&edited[..], &[], &[], &[], &[]])
+            }
+            None => (
+                out.rest.as_bytes(),
+                out.body.spliced_for(&target.model_json, ask),
+            ),
+        },
     };
     let len: usize = body.iter().map(|p| p.len()).sum();
     // Small bodies are copied behind the head (one write); larger ones are
     // written from the client's buffer, in three pieces.
     let inline = len <= CONCAT_LIMIT;
     let extra = out.headers.len() + if inline { len } else { 0 };
-    let mut head = up.head_start(b"POST", out.rest.as_bytes(), extra);
+    let mut head = up.head_start(b"POST", path, extra);
     let mut itoa = itoa::Buffer::new();
     put_header(&mut head, b"content-length", itoa.format(len).as_bytes());
     out.headers.write_for(&mut head, &up.sets, &up.allows);

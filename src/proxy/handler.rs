@@ -8,6 +8,7 @@ use super::respond;
 use super::rewrite::{ParsedBody, CONCAT_LIMIT};
 use crate::config::LimitsConfig;
 use crate::error::GatewayError;
+use crate::formats::Dialect;
 use crate::front::{ClientSide, Request};
 use crate::limits::redis::Denied;
 use crate::limits::Refused;
@@ -37,6 +38,12 @@ pub async fn handle<C: ClientSide>(
     let Some(rest) = path.strip_prefix("/v1/") else {
         respond::error(client, ctx, &GatewayError::NotFound).await?;
         return Ok(Done::Answered);
+    };
+    let count_tokens = rest == "messages/count_tokens";
+    ctx.dialect = if count_tokens {
+        Dialect::Messages
+    } else {
+        Dialect::of(rest)
     };
     let one_model = rest.strip_prefix("models/");
     if rest == "models" || one_model.is_some() {
@@ -98,8 +105,9 @@ pub async fn handle<C: ClientSide>(
         client.release_buffer();
     }
     // Usage of every stream is counted: llmgate asks for it when the client
-    // did not (and takes out of the answer what that adds).
-    ctx.strip_usage = parsed.ask_for_usage();
+    // did not (and takes out of the answer what that adds), where the
+    // endpoint takes `stream_options`.
+    ctx.strip_usage = ctx.dialect.takes_stream_options() && parsed.ask_for_usage();
     let Some(route) = rt.models.get(&parsed.model) else {
         ctx.model = Some(ModelSeen::Unrouted(parsed.model.clone()));
         return fail(client, ctx, GatewayError::UnknownModel(parsed.model)).await;
@@ -115,6 +123,15 @@ pub async fn handle<C: ClientSide>(
             )
             .await;
         }
+    }
+    if count_tokens {
+        // Anthropic's token count, estimated as usage estimates are (bytes / 4):
+        // exact counts need the target's own tokenizer, which no target shares.
+        let body = format!("{{\"input_tokens\":{}}}", ctx.prompt_estimate);
+        respond::json(client, ctx, 200, body.as_bytes(), &[]).await?;
+        return Ok(Done::Answered);
+    }
+    if let Some(k) = key {
         if let Some(limits) = &k.limits {
             let tokens = match limits.tpm {
                 Some(_) => ctx.prompt_estimate + parsed.max_completion.unwrap_or(0),

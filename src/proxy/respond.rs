@@ -3,6 +3,7 @@
 
 use super::ctx::RequestCtx;
 use crate::error::GatewayError;
+use crate::formats::{messages, Dialect};
 use crate::front::ClientSide;
 use std::io;
 
@@ -59,5 +60,13 @@ pub async fn error<C: ClientSide>(
     if matches!(err, GatewayError::MissingKey | GatewayError::InvalidKey) {
         extra.push(("www-authenticate", "Bearer".to_string()));
     }
-    json(client, ctx, err.status(), &err.body(), &extra).await
+    let body = match ctx.dialect {
+        // Anthropic clients read Anthropic's error shape (design.md section 9).
+        Dialect::Messages => bytes::Bytes::from(messages::error_body(
+            messages::error_type(err.status()),
+            &err.message(),
+        )),
+        _ => err.body(),
+    };
+    json(client, ctx, err.status(), &body, &extra).await
 }

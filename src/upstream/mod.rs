@@ -7,7 +7,7 @@ pub mod health;
 pub mod io;
 pub mod pool;
 
-use crate::config::UpstreamConfig;
+use crate::config::{Format, UpstreamConfig};
 use crate::telemetry::AttemptSeries;
 use h1::Conn;
 use health::Health;
@@ -24,6 +24,9 @@ use std::time::Duration;
 /// other side is closing.
 pub const POOL_IDLE: Duration = Duration::from_secs(30);
 
+/// Sent to Anthropic upstreams unless their `headers` set another version.
+const ANTHROPIC_VERSION: (&str, &str) = ("anthropic-version", "2023-06-01");
+
 pub struct Upstream {
     pub cfg: UpstreamConfig,
     /// The name, shared (usage records carry it without a copy).
@@ -31,8 +34,9 @@ pub struct Upstream {
     pub peer: HttpPeer,
     /// `Host` header value (host, plus port when not the scheme's default).
     pub authority: HeaderValue,
-    /// `Authorization: Bearer <key>`, marked sensitive.
-    pub auth: Option<HeaderValue>,
+    /// The key header of the upstream's format (`Authorization: Bearer <key>`,
+    /// `x-api-key`, `x-goog-api-key`), the value marked sensitive.
+    pub auth: Option<(&'static str, HeaderValue)>,
     pub health: Arc<Health>,
     /// Opens new connections (TCP, TLS); idle ones live in [`pool`].
     pub connector: Arc<Connector>,
@@ -83,26 +87,32 @@ impl Upstream {
         };
         let authority = HeaderValue::from_str(&authority)
             .map_err(|_| format!("upstreams.{}.base_url: bad host", cfg.name))?;
+        let (key_header, key_prefix) = cfg.format.key_header();
         let auth = match &cfg.api_key {
             Some(k) => {
-                let mut v =
-                    HeaderValue::from_str(&format!("Bearer {}", k.expose())).map_err(|_| {
-                        format!("upstreams.{}.api_key: not a valid header value", cfg.name)
-                    })?;
+                let mut v = HeaderValue::from_str(&format!("{key_prefix}{}", k.expose())).map_err(
+                    |_| format!("upstreams.{}.api_key: not a valid header value", cfg.name),
+                )?;
                 v.set_sensitive(true);
-                Some(v)
+                Some((key_header, v))
             }
             None => None,
         };
-        let sets: Vec<Box<[u8]>> = cfg
+        let mut sets: Vec<Box<[u8]>> = cfg
             .headers
             .iter()
             .map(|(n, _)| n.as_str().as_bytes().into())
             .collect();
+        if cfg.format == Format::Anthropic
+            && !cfg.headers.iter().any(|(n, _)| n == ANTHROPIC_VERSION.0)
+        {
+            // Ours, not the client's: the translation is written for this version.
+            sets.push(ANTHROPIC_VERSION.0.as_bytes().into());
+        }
         let allows = cfg
             .forward_headers
             .iter()
-            .filter(|n| !(auth.is_some() && n.as_str() == "authorization"))
+            .filter(|n| !(auth.is_some() && n.as_str() == key_header))
             .filter(|n| !cfg.headers.iter().any(|(h, _)| h == *n))
             .map(|n| n.as_str().as_bytes().into())
             .collect();
@@ -136,11 +146,24 @@ impl Upstream {
         head.extend_from_slice(rest);
         head.extend_from_slice(b" HTTP/1.1\r\n");
         h1::put_header(&mut head, b"host", self.authority.as_bytes());
-        if let Some(a) = &self.auth {
-            h1::put_header(&mut head, b"authorization", a.as_bytes());
+        if let Some((k, v)) = &self.auth {
+            h1::put_header(&mut head, k.as_bytes(), v.as_bytes());
         }
         for (k, v) in &self.cfg.headers {
             h1::put_header(&mut head, k.as_str().as_bytes(), v.as_bytes());
+        }
+        if self.cfg.format == Format::Anthropic
+            && !self
+                .cfg
+                .headers
+                .iter()
+                .any(|(n, _)| n == ANTHROPIC_VERSION.0)
+        {
+            h1::put_header(
+                &mut head,
+                ANTHROPIC_VERSION.0.as_bytes(),
+                ANTHROPIC_VERSION.1.as_bytes(),
+            );
         }
         head
     }
@@ -214,8 +237,9 @@ impl Upstream {
         }
     }
 
+    /// A status that fails over: in `retry_on`, or the format's overload answer.
     pub fn retries_on(&self, status: u16) -> bool {
-        self.cfg.retry_on.contains(&status)
+        self.cfg.retry_on.contains(&status) || self.cfg.format.always_retries(status)
     }
 }
 

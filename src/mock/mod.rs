@@ -1,9 +1,13 @@
-//! A small OpenAI-compatible mock provider on raw tokio sockets, told how to behave:
+//! A small mock provider on raw tokio sockets (OpenAI, Anthropic and Gemini
+//! shapes by endpoint, see `answers`), told how to behave:
 //! answer, fail with a status, refuse/close/stall, or stream N SSE events (then
 //! optionally drop). Used by `llmgate mock`, `llmgate demo` and the integration
 //! tests. Hand-written over TCP on purpose: a fault injector has to be able to send
 //! what a well-behaved HTTP library never would.
 
+mod answers;
+
+pub use answers::{chat_completion, Api};
 use bytes::{Buf, BytesMut};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -263,45 +267,20 @@ fn include_usage(body: &[u8]) -> bool {
     v.pointer("/stream_options/include_usage") == Some(&serde_json::Value::Bool(true))
 }
 
-fn request_model(body: &[u8]) -> (String, bool) {
-    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let model = v
-        .get("model")
-        .and_then(|m| m.as_str())
+/// The API, model and stream flag of a request (Gemini's are in its path).
+fn request_model(req: &Seen) -> (Api, String, bool, serde_json::Value) {
+    let api = Api::of(&req.path);
+    let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+    let model = Api::model_in_path(&req.path)
+        .filter(|_| matches!(api, Api::Gemini(_)))
+        .or_else(|| v.get("model").and_then(|m| m.as_str()))
         .unwrap_or("unknown")
         .to_string();
-    let stream = v.get("stream").and_then(|s| s.as_bool()).unwrap_or(false);
-    (model, stream)
-}
-
-pub fn chat_completion(model: &str) -> String {
-    serde_json::json!({
-        "id": "chatcmpl-mock", "object": "chat.completion", "created": 1_700_000_000u64, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the mock provider."}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15}
-    })
-    .to_string()
-}
-
-/// OpenAI's stream with `include_usage`: `"usage":null` in every chunk
-/// (serde_json's sorted keys put it last) and a usage-only chunk at the end.
-pub fn sse_event_with_usage_null(model: &str, i: usize) -> String {
-    let chunk = serde_json::json!({
-        "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000u64, "model": model,
-        "choices": [{"index": 0, "delta": {"content": format!("tok{i} ")}, "finish_reason": null}],
-        "usage": null
-    });
-    format!("data: {chunk}\n\n")
-}
-
-/// The usage-only chunk that ends a stream of `events` with `include_usage`.
-pub fn sse_usage_event(model: &str, events: usize) -> String {
-    let chunk = serde_json::json!({
-        "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1_700_000_000u64, "model": model,
-        "choices": [],
-        "usage": {"prompt_tokens": 9, "completion_tokens": events, "total_tokens": 9 + events}
-    });
-    format!("data: {chunk}\n\n")
+    let stream = match api {
+        Api::Gemini(s) => s,
+        _ => v.get("stream").and_then(|s| s.as_bool()).unwrap_or(false),
+    };
+    (api, model, stream, v)
 }
 
 pub fn sse_event(model: &str, i: usize) -> String {
@@ -324,36 +303,33 @@ const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n
 
 /// Returns whether the connection may be kept alive.
 async fn respond(stream: &mut TcpStream, req: &Seen, behavior: Behavior) -> bool {
-    let (model, want_stream) = request_model(&req.body);
+    let (api, model, want_stream, parsed) = request_model(req);
     let res: std::io::Result<bool> = async {
         match behavior {
             Behavior::Ok { events, event_delay } => {
                 if req.method == "GET" {
                     let body = r#"{"object":"list","data":[{"id":"mock-model","object":"model","owned_by":"mock"}]}"#;
                     write_json(stream, 200, &[], body).await?;
-                } else if want_stream {
+                } else if want_stream && api != Api::Embeddings {
                     stream.write_all(SSE_HEAD).await?;
                     let usage = include_usage(&req.body);
-                    for i in 0..events {
+                    for ev in answers::stream_events(api, &model, events, usage) {
                         if !event_delay.is_zero() {
                             tokio::time::sleep(event_delay).await;
                         }
-                        let ev = if usage { sse_event_with_usage_null(&model, i) } else { sse_event(&model, i) };
                         write_chunk(stream, ev.as_bytes()).await?;
                     }
-                    if usage {
-                        write_chunk(stream, sse_usage_event(&model, events).as_bytes()).await?;
+                    for ev in answers::stream_end(api, &model, events, usage) {
+                        write_chunk(stream, ev.as_bytes()).await?;
                     }
-                    write_chunk(stream, b"data: [DONE]\n\n").await?;
                     stream.write_all(b"0\r\n\r\n").await?;
                 } else {
-                    write_json(stream, 200, &[], &chat_completion(&model)).await?;
+                    write_json(stream, 200, &[], &answers::answer(api, &model, &parsed)).await?;
                 }
                 Ok(true)
             }
             Behavior::Status { status, headers } => {
-                let body = crate::error::error_body(&format!("mock failure {status}"), "mock_error", "mock");
-                write_json(stream, status, &headers, std::str::from_utf8(&body).unwrap_or("{}")).await?;
+                write_json(stream, status, &headers, &answers::error(api, status)).await?;
                 Ok(true)
             }
             Behavior::Close => Ok(false),
@@ -373,8 +349,8 @@ async fn respond(stream: &mut TcpStream, req: &Seen, behavior: Behavior) -> bool
             }
             Behavior::StreamThenDrop { events } => {
                 stream.write_all(SSE_HEAD).await?;
-                for i in 0..events {
-                    write_chunk(stream, sse_event(&model, i).as_bytes()).await?;
+                for ev in answers::stream_events(api, &model, events, false) {
+                    write_chunk(stream, ev.as_bytes()).await?;
                 }
                 stream.flush().await?;
                 Ok(false)
@@ -431,8 +407,8 @@ async fn respond(stream: &mut TcpStream, req: &Seen, behavior: Behavior) -> bool
             }
             Behavior::StreamThenStall { events, stall } => {
                 stream.write_all(SSE_HEAD).await?;
-                for i in 0..events {
-                    write_chunk(stream, sse_event(&model, i).as_bytes()).await?;
+                for ev in answers::stream_events(api, &model, events, false) {
+                    write_chunk(stream, ev.as_bytes()).await?;
                 }
                 tokio::time::sleep(stall).await;
                 Ok(false)

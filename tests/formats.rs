@@ -1,0 +1,516 @@
+//! Provider formats through real sockets (design.md section 9): every inbound
+//! format (chat, Anthropic Messages, Responses) against every upstream format
+//! (openai, anthropic, gemini), plain and streamed; errors and mid-stream
+//! cuts in the client's format; failover across formats; same-format
+//! pass-through byte-identical. The mock answers in each provider's shape.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// The gateway with `chat` -> one target on upstream `up` of `format`.
+async fn one(format: &str, b: Behavior) -> (Mock, Gateway) {
+    let m = mock(b).await;
+    let gw = Gateway::start(&config(
+        &upstream("up", &m.url(), &format!("format: {format}")),
+        "  chat: [{upstream: up, model: m}]\n",
+        "",
+    ))
+    .await;
+    (m, gw)
+}
+
+fn ok() -> Behavior {
+    Behavior::Ok {
+        events: 4,
+        event_delay: Duration::ZERO,
+    }
+}
+
+fn messages_body(model: &str, stream: bool) -> String {
+    json!({"model": model, "max_tokens": 64, "stream": stream, "system": "be brief",
+        "messages": [{"role": "user", "content": "hi"}]})
+    .to_string()
+}
+
+fn anthropic_auth() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("x-api-key", "sk-client-test-key-1"),
+        ("anthropic-version", "2023-06-01"),
+        ("content-type", "application/json"),
+    ]
+}
+
+/// `event:` names of an SSE body, in order.
+fn event_names(body: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(body)
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: ").map(str::to_string))
+        .collect()
+}
+
+fn chat_stream_text(body: &[u8]) -> String {
+    sse_data(body)
+        .iter()
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_to_anthropic_plain_and_streamed() {
+    let (m, gw) = one("anthropic", ok()).await;
+    let body = json!({"model": "chat", "max_tokens": 50, "stop": "END",
+        "messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": [
+            {"type": "text", "text": "look"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBOR"}}]}],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]});
+    let r = gw
+        .post("/v1/chat/completions", &auth(), &body.to_string())
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["model"], "m", "the target's model name");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "Hello from the mock provider."
+    );
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(v["usage"]["prompt_tokens"], 9);
+    assert_eq!(r.header("x-llmgate-upstream"), Some("up"));
+
+    let seen = m.seen();
+    let req = seen.last().unwrap();
+    assert_eq!(req.path, "/v1/messages");
+    assert_eq!(req.header("x-api-key"), Some("sk-up-up-secret"));
+    assert_eq!(req.header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(req.header("authorization"), None, "no client or Bearer key");
+    let sent: Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(sent["model"], "m");
+    assert_eq!(sent["max_tokens"], 50);
+    assert_eq!(sent["system"][0]["text"], "sys");
+    assert_eq!(sent["stop_sequences"], json!(["END"]));
+    assert_eq!(
+        sent["messages"][0]["content"][1]["source"]["media_type"],
+        "image/png"
+    );
+    assert_eq!(sent["tools"][0]["name"], "f");
+
+    let r = gw
+        .post("/v1/chat/completions", &auth(), &chat_body("chat", true))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    assert!(r.chunked && r.complete);
+    let data = sse_data(&r.body);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(chat_stream_text(&r.body), "tok0 tok1 tok2 tok3 ");
+    assert!(
+        !r.text().contains("prompt_tokens"),
+        "no usage chunk unasked"
+    );
+    let first: Value = serde_json::from_str(&data[0]).unwrap();
+    assert_eq!(first["object"], "chat.completion.chunk");
+    assert_eq!(first["choices"][0]["delta"]["role"], "assistant");
+    let with_usage = json!({"model": "chat", "stream": true, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "hi"}]});
+    let r = gw
+        .post("/v1/chat/completions", &auth(), &with_usage.to_string())
+        .await;
+    assert!(r.text().contains("\"completion_tokens\":4"), "{}", r.text());
+    let sent: Value = serde_json::from_slice(&m.seen().last().unwrap().body).unwrap();
+    assert!(
+        sent.get("stream_options").is_none(),
+        "not an Anthropic field"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_to_gemini_plain_and_streamed() {
+    let (m, gw) = one("gemini", ok()).await;
+    let r = gw
+        .post("/v1/chat/completions", &auth(), &chat_body("chat", false))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "Hello from the mock provider."
+    );
+    assert_eq!(v["usage"]["completion_tokens"], 6);
+    let req = m.seen().last().cloned().unwrap();
+    assert_eq!(req.path, "/v1/models/m:generateContent");
+    assert_eq!(req.header("x-goog-api-key"), Some("sk-up-up-secret"));
+    assert_eq!(req.header("authorization"), None);
+    let sent: Value = serde_json::from_slice(&req.body).unwrap();
+    assert_eq!(
+        sent["contents"][0],
+        json!({"role": "user", "parts": [{"text": "hi"}]})
+    );
+
+    let r = gw
+        .post("/v1/chat/completions", &auth(), &chat_body("chat", true))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        m.seen().last().unwrap().path,
+        "/v1/models/m:streamGenerateContent?alt=sse"
+    );
+    assert_eq!(chat_stream_text(&r.body), "tok0 tok1 tok2 tok3 ");
+    let data = sse_data(&r.body);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    assert!(data
+        .iter()
+        .any(|d| d.contains("\"finish_reason\":\"stop\"")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_to_anthropic_is_byte_identical() {
+    let (m, gw) = one("anthropic", ok()).await;
+    for stream in [false, true] {
+        let via = gw
+            .post(
+                "/v1/messages",
+                &anthropic_auth(),
+                &messages_body("chat", stream),
+            )
+            .await;
+        let sent = m.seen().last().cloned().unwrap();
+        let direct = request(
+            &m.addr.to_string(),
+            "POST",
+            "/v1/messages",
+            &[],
+            messages_body("m", stream).as_bytes(),
+        )
+        .await;
+        assert_eq!(via.status, 200);
+        assert_eq!(via.body, direct.body, "stream: {stream}");
+        assert_eq!(sent.header("x-api-key"), Some("sk-up-up-secret"));
+        assert_eq!(sent.header("anthropic-version"), Some("2023-06-01"));
+        assert_eq!(
+            sent.body,
+            messages_body("m", stream).into_bytes(),
+            "only the model spliced"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_to_openai_and_gemini_translated_both_ways() {
+    for format in ["openai", "gemini"] {
+        let (m, gw) = one(format, ok()).await;
+        let r = gw
+            .post(
+                "/v1/messages",
+                &anthropic_auth(),
+                &messages_body("chat", false),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{format}: {}", r.text());
+        let v = r.json();
+        assert_eq!(v["type"], "message");
+        assert_eq!(v["role"], "assistant");
+        assert_eq!(v["content"][0]["text"], "Hello from the mock provider.");
+        assert_eq!(v["stop_reason"], "end_turn");
+        assert_eq!(v["usage"]["output_tokens"], 6);
+        if format == "openai" {
+            let sent: Value = serde_json::from_slice(&m.seen().last().unwrap().body).unwrap();
+            assert_eq!(m.seen().last().unwrap().path, "/v1/chat/completions");
+            assert_eq!(
+                sent["messages"][0],
+                json!({"role": "system", "content": "be brief"})
+            );
+            assert_eq!(sent["max_tokens"], 64);
+        }
+
+        let r = gw
+            .post(
+                "/v1/messages",
+                &anthropic_auth(),
+                &messages_body("chat", true),
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let names = event_names(&r.body);
+        assert_eq!(
+            names.first().map(String::as_str),
+            Some("message_start"),
+            "{format}"
+        );
+        assert_eq!(names.get(1).map(String::as_str), Some("ping"));
+        assert_eq!(
+            names.get(2).map(String::as_str),
+            Some("content_block_start")
+        );
+        assert_eq!(
+            &names[names.len() - 3..],
+            ["content_block_stop", "message_delta", "message_stop"],
+            "{format}"
+        );
+        let text: String = sse_data(&r.body)
+            .iter()
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter_map(|v| v["delta"]["text"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(text, "tok0 tok1 tok2 tok3 ", "{format}");
+        assert!(
+            r.text().contains("\"output_tokens\":4"),
+            "{format}: {}",
+            r.text()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_errors_on_messages_use_anthropics_shape() {
+    let (_m, gw) = one("openai", ok()).await;
+    let r = gw
+        .post(
+            "/v1/messages",
+            &anthropic_auth(),
+            &messages_body("nope", false),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["type"], "not_found_error", "{}", r.text());
+    assert_eq!(r.json()["type"], "error");
+    let r = gw
+        .post(
+            "/v1/messages",
+            &[("content-type", "application/json")],
+            &messages_body("chat", false),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"]["type"], "authentication_error");
+    let r = gw
+        .post(
+            "/v1/messages/count_tokens",
+            &anthropic_auth(),
+            &messages_body("chat", false),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.json()["input_tokens"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_errors_reach_the_client_in_its_shape() {
+    let (_m, gw) = one(
+        "anthropic",
+        Behavior::Status {
+            status: 400,
+            headers: vec![],
+        },
+    )
+    .await;
+    let r = gw
+        .post("/v1/chat/completions", &auth(), &chat_body("chat", false))
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error"]["message"], "mock failure 400");
+    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
+    let (_m, gw) = one(
+        "openai",
+        Behavior::Status {
+            status: 422,
+            headers: vec![],
+        },
+    )
+    .await;
+    let r = gw
+        .post(
+            "/v1/messages",
+            &anthropic_auth(),
+            &messages_body("chat", false),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert_eq!(
+        r.json(),
+        json!({"type": "error", "error": {"type": "invalid_request_error", "message": "mock failure 422"}})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overload_answers_fail_over_across_formats_whatever_retry_on_says() {
+    for (format, status) in [("anthropic", 529), ("gemini", 429), ("gemini", 503)] {
+        let a = mock(Behavior::Status {
+            status,
+            headers: vec![],
+        })
+        .await;
+        let b = ok_mock().await;
+        let ups = upstream("a", &a.url(), &format!("format: {format}, retry_on: [500]"))
+            + &upstream("b", &b.url(), "");
+        let gw = Gateway::start(&config(
+            &ups,
+            "  chat:\n    - {upstream: a, model: ma, priority: 1}\n    - {upstream: b, model: mb, priority: 2}\n",
+            "",
+        ))
+        .await;
+        for stream in [false, true] {
+            let r = gw
+                .post("/v1/chat/completions", &auth(), &chat_body("chat", stream))
+                .await;
+            assert_eq!(r.status, 200, "{format} {status}: {}", r.text());
+            assert_eq!(r.attempts(), 2);
+            assert_eq!(r.header("x-llmgate-upstream"), Some("b"));
+            let r = gw
+                .post(
+                    "/v1/messages",
+                    &anthropic_auth(),
+                    &messages_body("chat", stream),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{format} {status}: {}", r.text());
+            assert_eq!(r.header("x-llmgate-upstream"), Some("b"));
+            if stream {
+                assert_eq!(
+                    event_names(&r.body).last().map(String::as_str),
+                    Some("message_stop")
+                );
+            } else {
+                assert_eq!(
+                    r.json()["type"],
+                    "message",
+                    "Anthropic client, OpenAI target"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_cut_after_commit_ends_with_an_error_in_the_clients_format() {
+    // Anthropic client, OpenAI target that drops mid-stream.
+    let (_m, gw) = one("openai", Behavior::StreamThenDrop { events: 3 }).await;
+    let r = gw
+        .post(
+            "/v1/messages",
+            &anthropic_auth(),
+            &messages_body("chat", true),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let names = event_names(&r.body);
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("error"),
+        "{}",
+        r.text()
+    );
+    let last: Value = serde_json::from_str(sse_data(&r.body).last().unwrap()).unwrap();
+    assert_eq!(last["type"], "error");
+    // Anthropic client, Anthropic target (pass-through): the same error event.
+    let (_m, gw) = one("anthropic", Behavior::StreamThenDrop { events: 3 }).await;
+    let r = gw
+        .post(
+            "/v1/messages",
+            &anthropic_auth(),
+            &messages_body("chat", true),
+        )
+        .await;
+    assert_eq!(
+        event_names(&r.body).last().map(String::as_str),
+        Some("error")
+    );
+    // Chat client, Anthropic target: OpenAI's in-band error.
+    let r = gw
+        .post("/v1/chat/completions", &auth(), &chat_body("chat", true))
+        .await;
+    let last: Value = serde_json::from_str(sse_data(&r.body).last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "stream_interrupted", "{}", r.text());
+    assert_eq!(chat_stream_text(&r.body), "tok0 tok1 tok2 ");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn responses_pass_to_openai_and_are_refused_where_they_cannot_go() {
+    let (m, gw) = one("openai", ok()).await;
+    let body = json!({"model": "chat", "input": "hi", "stream": true}).to_string();
+    let r = gw.post("/v1/responses", &auth(), &body).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        event_names(&r.body).first().map(String::as_str),
+        Some("response.created")
+    );
+    let sent = m.seen().last().cloned().unwrap();
+    assert_eq!(sent.path, "/v1/responses");
+    assert!(
+        !String::from_utf8_lossy(&sent.body).contains("stream_options"),
+        "the Responses API takes no stream_options"
+    );
+    let (_m, gw) = one("anthropic", ok()).await;
+    let r = gw.post("/v1/responses", &auth(), &body).await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/responses cannot be translated to format anthropic"),
+        "{}",
+        r.text()
+    );
+    let r = gw
+        .post(
+            "/v1/embeddings",
+            &auth(),
+            &json!({"model": "chat", "input": "x"}).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    let (_m, gw) = one("anthropic", ok()).await;
+    let n2 = json!({"model": "chat", "n": 2, "messages": [{"role": "user", "content": "hi"}]});
+    let r = gw
+        .post("/v1/chat/completions", &auth(), &n2.to_string())
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("`n` greater than 1"), "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_mock_answers_each_openai_endpoint_in_its_shape() {
+    let m = ok_mock().await;
+    let addr = m.addr.to_string();
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/embeddings",
+        &[],
+        br#"{"model":"e","input":["a","b"]}"#,
+    )
+    .await;
+    let v = r.json();
+    assert_eq!(v["object"], "list");
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    assert_eq!(v["data"][1]["object"], "embedding");
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/completions",
+        &[],
+        br#"{"model":"t","prompt":"a"}"#,
+    )
+    .await;
+    assert_eq!(r.json()["object"], "text_completion");
+    let r = request(
+        &addr,
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        br#"{"model":"c","stream":true,"stream_options":{"include_usage":true}}"#,
+    )
+    .await;
+    let data = sse_data(&r.body);
+    let usage: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert!(usage["usage"]["total_tokens"].as_u64().is_some());
+}
