@@ -514,3 +514,192 @@ async fn the_mock_answers_each_openai_endpoint_in_its_shape() {
     assert_eq!(usage["choices"], json!([]));
     assert!(usage["usage"]["total_tokens"].as_u64().is_some());
 }
+
+fn raw(content_type: &str, body: Value) -> Behavior {
+    Behavior::Raw {
+        content_type: content_type.into(),
+        body: body.to_string(),
+    }
+}
+
+fn raw_sse(events: &[(&str, Value)]) -> Behavior {
+    let body: String = events
+        .iter()
+        .map(|(name, data)| {
+            // A JSON string is written raw (`[DONE]`).
+            let data = data
+                .as_str()
+                .map_or_else(|| data.to_string(), str::to_string);
+            match *name {
+                "" => format!("data: {data}\n\n"),
+                n => format!("event: {n}\ndata: {data}\n\n"),
+            }
+        })
+        .collect();
+    Behavior::Raw {
+        content_type: "text/event-stream".into(),
+        body,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_calls_cross_formats_plain_and_streamed() {
+    // An Anthropic tool_use answer to a chat client.
+    let (_m, gw) = one(
+        "anthropic",
+        raw("application/json", json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+            "content": [{"type": "tool_use", "id": "toolu_9", "name": "weather", "input": {"city": "Oslo"}}],
+            "stop_reason": "tool_use", "usage": {"input_tokens": 5, "output_tokens": 3}})),
+    )
+    .await;
+    let r = gw
+        .post("/v1/chat/completions", &auth(), &chat_body("chat", false))
+        .await;
+    let call = &r.json()["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["id"], "toolu_9", "{}", r.text());
+    assert_eq!(call["function"]["name"], "weather");
+    assert_eq!(call["function"]["arguments"], "{\"city\":\"Oslo\"}");
+    assert_eq!(r.json()["choices"][0]["finish_reason"], "tool_calls");
+
+    // The same streamed.
+    let (_m, gw) = one(
+        "anthropic",
+        raw_sse(&[
+            ("message_start", json!({"type": "message_start", "message": {"id": "msg_1", "model": "m", "usage": {"input_tokens": 5, "output_tokens": 1}}})),
+            ("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_9", "name": "weather", "input": {}}})),
+            ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"city\":"}})),
+            ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "\"Oslo\"}"}})),
+            ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+            ("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}})),
+            ("message_stop", json!({"type": "message_stop"})),
+        ]),
+    )
+    .await;
+    let r = gw
+        .post("/v1/chat/completions", &auth(), &chat_body("chat", true))
+        .await;
+    let chunks: Vec<Value> = sse_data(&r.body)
+        .iter()
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    let args: String = chunks
+        .iter()
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(args, "{\"city\":\"Oslo\"}", "{}", r.text());
+    assert!(chunks
+        .iter()
+        .any(|c| c["choices"][0]["delta"]["tool_calls"][0]["id"] == "toolu_9"));
+    assert!(chunks
+        .iter()
+        .any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
+
+    // OpenAI tool calls to an Anthropic client, plain and streamed.
+    let (_m, gw) = one(
+        "openai",
+        raw("application/json", json!({"id": "chatcmpl-1", "object": "chat.completion", "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Oslo\"}"}}]},
+                "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 3}})),
+    )
+    .await;
+    let r = gw
+        .post(
+            "/v1/messages",
+            &anthropic_auth(),
+            &messages_body("chat", false),
+        )
+        .await;
+    assert_eq!(
+        r.json()["content"][0],
+        json!({"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Oslo"}}),
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.json()["stop_reason"], "tool_use");
+    let (_m, gw) = one(
+        "openai",
+        raw_sse(&[
+            ("", json!({"id": "chatcmpl-1", "model": "m", "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [
+                {"index": 0, "id": "call_1", "type": "function", "function": {"name": "weather", "arguments": ""}}]}, "finish_reason": null}]})),
+            ("", json!({"id": "chatcmpl-1", "model": "m", "choices": [{"index": 0, "delta": {"tool_calls": [
+                {"index": 0, "function": {"arguments": "{\"city\":\"Oslo\"}"}}]}, "finish_reason": null}]})),
+            ("", json!({"id": "chatcmpl-1", "model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})),
+            ("", json!("[DONE]")),
+        ]),
+    )
+    .await;
+    let r = gw
+        .post(
+            "/v1/messages",
+            &anthropic_auth(),
+            &messages_body("chat", true),
+        )
+        .await;
+    let events: Vec<Value> = sse_data(&r.body)
+        .iter()
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    let start = events
+        .iter()
+        .find(|e| e["type"] == "content_block_start")
+        .unwrap();
+    assert_eq!(start["content_block"]["type"], "tool_use", "{}", r.text());
+    assert_eq!(start["content_block"]["id"], "call_1");
+    let json_delta: String = events
+        .iter()
+        .filter_map(|e| e["delta"]["partial_json"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(json_delta, "{\"city\":\"Oslo\"}");
+    assert!(events
+        .iter()
+        .any(|e| e["delta"]["stop_reason"] == "tool_use"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_anthropic_target_failing_before_commit_fails_over_to_an_openai_one() {
+    for fault in [
+        Behavior::CloseAfterHeaders,
+        Behavior::Close,
+        Behavior::StallAfterHeaders(Duration::from_secs(5)),
+    ] {
+        let a = mock(fault.clone()).await;
+        let b = ok_mock().await;
+        let ups = upstream(
+            "a",
+            &a.url(),
+            "format: anthropic, first_token_timeout: 300ms",
+        ) + &upstream("b", &b.url(), "");
+        let gw = Gateway::start(&config(
+            &ups,
+            "  chat:\n    - {upstream: a, model: ma, priority: 1}\n    - {upstream: b, model: mb, priority: 2}\n",
+            "",
+        ))
+        .await;
+        let r = gw
+            .post("/v1/chat/completions", &auth(), &chat_body("chat", true))
+            .await;
+        assert_eq!(r.status, 200, "{fault:?}");
+        assert_eq!(r.attempts(), 2);
+        assert_eq!(r.header("x-llmgate-upstream"), Some("b"));
+        assert_eq!(chat_stream_text(&r.body), "tok0 tok1 tok2 tok3 tok4 ");
+        let r = gw
+            .post(
+                "/v1/messages",
+                &anthropic_auth(),
+                &messages_body("chat", true),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{fault:?}");
+        assert_eq!(
+            event_names(&r.body).first().map(String::as_str),
+            Some("message_start")
+        );
+        assert_eq!(a.hits(), 2, "one attempt each");
+    }
+}

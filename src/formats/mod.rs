@@ -12,10 +12,13 @@ pub mod anthropic;
 pub mod chat;
 pub mod gemini;
 pub mod messages;
+#[cfg(test)]
+mod properties;
 pub mod sse;
 pub mod stream;
 
 pub use crate::config::Format;
+use crate::config::UpstreamConfig;
 use chat::Unsupported;
 
 /// Prompt and completion tokens.
@@ -99,6 +102,24 @@ pub struct Wire {
     pub body: Vec<u8>,
 }
 
+/// What of an upstream's config shapes a translated request.
+#[derive(Debug, Clone, Copy)]
+pub struct WireOpts {
+    /// `max_tokens` for Anthropic when the request has none.
+    pub default_max_tokens: u32,
+    /// The upstream takes `stream_options` (OpenAI format).
+    pub stream_usage: bool,
+}
+
+impl From<&UpstreamConfig> for WireOpts {
+    fn from(u: &UpstreamConfig) -> Self {
+        WireOpts {
+            default_max_tokens: u.default_max_tokens,
+            stream_usage: u.stream_usage,
+        }
+    }
+}
+
 /// The request body in the client's dialect, read once per request for
 /// every translated attempt.
 pub struct Pivot {
@@ -127,14 +148,19 @@ impl Pivot {
         &self,
         f: Format,
         model: &str,
-        default_max_tokens: u32,
+        up: WireOpts,
         edit: impl FnOnce(&mut Map<String, Value>),
     ) -> Result<Wire, Unsupported> {
         let mut chat = self.chat.clone();
         edit(&mut chat);
+        let default_max_tokens = up.default_max_tokens;
         let (path, body) = match f {
             Format::OpenAi => {
                 chat.insert("model".into(), model.into());
+                if !up.stream_usage {
+                    // A server that refuses unknown fields (`stream_usage: false`).
+                    chat.remove("stream_options");
+                }
                 ("/chat/completions".to_string(), Value::Object(chat))
             }
             Format::Anthropic => (

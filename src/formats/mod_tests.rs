@@ -1,6 +1,11 @@
 use super::*;
 use serde_json::json;
 
+const OPTS: WireOpts = WireOpts {
+    default_max_tokens: 10,
+    stream_usage: true,
+};
+
 #[test]
 fn plans_by_dialect_and_format() {
     assert_eq!(Dialect::Chat.plan(Format::OpenAi), Ok(Plan::Pass));
@@ -22,11 +27,11 @@ fn wire_paths_per_format() {
     )
     .unwrap();
     let w = p
-        .wire(Format::Gemini, "models/gemini 2", 10, |_| {})
+        .wire(Format::Gemini, "models/gemini 2", OPTS, |_| {})
         .unwrap();
     assert_eq!(w.path, "/models/gemini%202:streamGenerateContent?alt=sse");
     let w = p
-        .wire(Format::Anthropic, "c", 10, |c| {
+        .wire(Format::Anthropic, "c", OPTS, |c| {
             c.insert("temperature".into(), json!(0));
         })
         .unwrap();
@@ -35,7 +40,7 @@ fn wire_paths_per_format() {
     assert_eq!(body["temperature"], 0);
     assert_eq!(body["model"], "c");
     let m = Pivot::read(Dialect::Messages, br#"{"model":"x","max_tokens":9,"messages":[{"role":"user","content":"hi"}],"system":"s","stream":true}"#).unwrap();
-    let w = m.wire(Format::OpenAi, "gpt", 10, |_| {}).unwrap();
+    let w = m.wire(Format::OpenAi, "gpt", OPTS, |_| {}).unwrap();
     assert_eq!(w.path, "/chat/completions");
     let body: Value = serde_json::from_slice(&w.body).unwrap();
     assert_eq!(

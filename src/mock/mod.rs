@@ -54,6 +54,9 @@ pub enum Behavior {
     HugeHeaders,
     /// A valid first SSE event, then broken chunked framing.
     GarbageAfterFirstEvent,
+    /// 200 with this content type and body, as given (a provider's answer
+    /// or event stream written by the test).
+    Raw { content_type: String, body: String },
 }
 
 impl Default for Behavior {
@@ -404,6 +407,13 @@ async fn respond(stream: &mut TcpStream, req: &Seen, behavior: Behavior) -> bool
                 stream.write_all(b"ZZZZ this is not chunked framing\r\n").await?;
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 Ok(false)
+            }
+            Behavior::Raw { content_type, body } => {
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ntransfer-encoding: chunked\r\n\r\n");
+                stream.write_all(head.as_bytes()).await?;
+                write_chunk(stream, body.as_bytes()).await?;
+                stream.write_all(b"0\r\n\r\n").await?;
+                Ok(true)
             }
             Behavior::StreamThenStall { events, stall } => {
                 stream.write_all(SSE_HEAD).await?;

@@ -127,16 +127,11 @@ pub async fn run<C: ClientSide>(
             Ok(Plan::Translate) => {
                 let pivot = pivot.get_or_insert_with(|| Pivot::read(ctx.dialect, &body.body));
                 let made = pivot.as_ref().map_err(Clone::clone).and_then(|p| {
-                    p.wire(
-                        up.cfg.format,
-                        &target.model,
-                        up.cfg.default_max_tokens,
-                        |chat| {
-                            if let Some(params) = &target.params {
-                                params.apply_value(chat);
-                            }
-                        },
-                    )
+                    p.wire(up.cfg.format, &target.model, (&up.cfg).into(), |chat| {
+                        if let Some(params) = &target.params {
+                            params.apply_value(chat);
+                        }
+                    })
                 });
                 match made {
                     Ok(w) => Some(w),

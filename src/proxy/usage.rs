@@ -48,6 +48,8 @@ impl UsageTail {
 static USAGE: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"usage\""));
 static PROMPT: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"prompt_tokens\""));
 static COMPLETION: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"completion_tokens\""));
+static INPUT: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"input_tokens\""));
+static OUTPUT: Lazy<Finder<'static>> = Lazy::new(|| Finder::new(b"\"output_tokens\""));
 
 /// The last `"usage"` object's prompt and completion token counts in `body`.
 pub fn scan(body: &[u8]) -> Option<Usage> {
@@ -58,10 +60,12 @@ pub fn scan(body: &[u8]) -> Option<Usage> {
     if let Some(both) = compact(tail) {
         return Some(both);
     }
-    Some((
-        number_after(tail, &PROMPT)?,
-        number_after(tail, &COMPLETION)?,
-    ))
+    match (number_after(tail, &PROMPT), number_after(tail, &COMPLETION)) {
+        (Some(p), Some(c)) => Some((p, c)),
+        // Anthropic Messages and OpenAI Responses (passed through in their
+        // own format) count `input_tokens` and `output_tokens`.
+        _ => Some((number_after(tail, &INPUT)?, number_after(tail, &OUTPUT)?)),
+    }
 }
 
 /// Where the usage object sits from the end of a chat completion (OpenAI and
@@ -118,6 +122,14 @@ fn number_after(hay: &[u8], key: &Finder<'_>) -> Option<u64> {
 mod tests {
     use super::*;
     use bytes::Bytes;
+
+    #[test]
+    fn finds_messages_and_responses_usage() {
+        let msg = br#"{"type":"message","usage":{"cache_creation_input_tokens":3,"input_tokens":12,"output_tokens":7}}"#;
+        assert_eq!(scan(msg), Some((12, 7)));
+        let delta = b"event: message_delta\ndata: {\"usage\":{\"output_tokens\":15}}\n\n";
+        assert_eq!(scan(delta), None, "no input count: estimated instead");
+    }
 
     #[test]
     fn finds_usage_in_completion_and_stream_tail() {
