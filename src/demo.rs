@@ -72,6 +72,15 @@ llmgate demo is up on http://{listen}  (mock providers on 127.0.0.1:18101 steady
   curl -sN http://{listen}/v1/chat/completions -H 'Authorization: Bearer {key}' \
        -H 'Content-Type: application/json' -d '{{"model":"chat","stream":true,"messages":[{{"role":"user","content":"hi"}}]}}'
 
+  # Anthropic's Messages API in, any model out: here `chat` (OpenAI-format providers),
+  # translated both ways; `claude` (an Anthropic-format provider) passes as is
+  curl -s http://{listen}/v1/messages -H 'x-api-key: {key}' -H 'anthropic-version: 2023-06-01' \
+       -H 'Content-Type: application/json' -d '{{"model":"chat","max_tokens":64,"messages":[{{"role":"user","content":"hi"}}]}}'
+
+  # and the other way: an OpenAI client reaching the Claude-format model
+  curl -si http://{listen}/v1/chat/completions -H 'Authorization: Bearer {key}' \
+       -H 'Content-Type: application/json' -d '{{"model":"claude","messages":[{{"role":"user","content":"hi"}}]}}'
+
   curl -s http://{listen}/v1/models -H 'Authorization: Bearer {key}'
   curl -s http://{listen}/health
 

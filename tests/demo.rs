@@ -85,6 +85,8 @@ fn every_curl_command_the_demo_prints_works() {
             text.contains(r#""object":"list""#) && text.contains("failover-demo")
         } else if cmd.contains(r#""stream":true"#) {
             text.trim_end().ends_with("data: [DONE]")
+        } else if cmd.contains("/v1/messages") {
+            text.contains(r#""type":"message""#) && text.contains(r#""role":"assistant""#)
         } else if cmd.contains("failover-demo") {
             text.starts_with("HTTP/1.1 200") && text.contains("x-llmgate-attempts: 2")
         } else {
