@@ -1,6 +1,7 @@
 //! Micro benchmarks of the per-request work that is ours (not Pingora's):
 //! body parse + model splice, target selection, SSE first-event scan, client key
-//! lookup, config load. `cargo bench` runs them; CI only checks they build and run.
+//! lookup, config load, format translation. `cargo bench` runs them; CI only
+//! checks they build and run.
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -149,5 +150,112 @@ fn config_load(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, rewrite, routing, sse, keys, admission, config_load);
+/// Translation per 1 KB request (pivot read + target write) and per streamed
+/// event, for each client dialect x target format pair that translates.
+fn formats(c: &mut Criterion) {
+    use llmgate::formats::stream::Translator;
+    use llmgate::formats::{Dialect, Format, Pivot, WireOpts};
+    let mut g = c.benchmark_group("formats");
+    let opts = WireOpts {
+        default_max_tokens: 4096,
+        stream_usage: true,
+    };
+    let messages_1kb = {
+        let v: serde_json::Value = serde_json::from_slice(CHAT_1KB).expect("json");
+        let mut m = serde_json::json!({"model": "chat", "max_tokens": 256, "messages": []});
+        for msg in v["messages"].as_array().into_iter().flatten() {
+            match msg["role"].as_str() {
+                Some("system") => m["system"] = msg["content"].clone(),
+                _ => m["messages"]
+                    .as_array_mut()
+                    .expect("list")
+                    .push(msg.clone()),
+            }
+        }
+        Bytes::from(m.to_string())
+    };
+    let pairs = [
+        (
+            "chat_to_anthropic",
+            Dialect::Chat,
+            Format::Anthropic,
+            Bytes::from_static(CHAT_1KB),
+        ),
+        (
+            "chat_to_gemini",
+            Dialect::Chat,
+            Format::Gemini,
+            Bytes::from_static(CHAT_1KB),
+        ),
+        (
+            "messages_to_openai",
+            Dialect::Messages,
+            Format::OpenAi,
+            messages_1kb.clone(),
+        ),
+        (
+            "messages_to_gemini",
+            Dialect::Messages,
+            Format::Gemini,
+            messages_1kb,
+        ),
+    ];
+    for (name, d, f, body) in &pairs {
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_function(BenchmarkId::new("request_1KB", name), |b| {
+            b.iter(|| {
+                let p = Pivot::read(*d, body).expect("valid");
+                black_box(
+                    p.wire(*f, "target-model", opts, None)
+                        .expect("translatable"),
+                )
+            })
+        });
+    }
+    let anthropic = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello there\"}}\n\n";
+    let gemini = "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"Hello there\"}]},\"index\":0}],\"modelVersion\":\"g\"}\n\n";
+    let chat = "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello there\"},\"finish_reason\":null}]}\n\n";
+    let streams = [
+        (
+            "anthropic_to_chat",
+            Dialect::Chat,
+            Format::Anthropic,
+            anthropic,
+        ),
+        ("gemini_to_chat", Dialect::Chat, Format::Gemini, gemini),
+        (
+            "openai_to_messages",
+            Dialect::Messages,
+            Format::OpenAi,
+            chat,
+        ),
+        (
+            "gemini_to_messages",
+            Dialect::Messages,
+            Format::Gemini,
+            gemini,
+        ),
+    ];
+    g.throughput(Throughput::Elements(1));
+    for (name, d, f, event) in streams {
+        let mut t = Translator::new(d, f, "m", false);
+        // Past the stream's opening (message_start and the first block).
+        let _ = t.feed(event.as_bytes());
+        g.bench_function(BenchmarkId::new("stream_event", name), |b| {
+            b.iter(|| black_box(t.feed(event.as_bytes()).len()))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    rewrite,
+    routing,
+    sse,
+    keys,
+    admission,
+    config_load,
+    formats
+);
 criterion_main!(benches);

@@ -33,7 +33,8 @@ struct Cli {
 enum Command {
     /// Run the gateway on the built-in demo config with two mock providers (offline).
     Demo,
-    /// Run the mock OpenAI-compatible provider alone (for tests and load runs).
+    /// Run the mock provider alone (for tests and load runs): OpenAI, Anthropic
+    /// (/v1/messages) and Gemini (:generateContent) shapes, by endpoint.
     Mock {
         #[arg(long, default_value = "127.0.0.1:18080")]
         listen: String,

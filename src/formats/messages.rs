@@ -4,7 +4,7 @@
 //! content_block_start/delta/stop, message_delta, message_stop).
 
 use super::chat::{self, Unsupported};
-use super::sse::write_event;
+use super::sse::{write_event, write_json_event};
 use serde_json::{json, Map, Value};
 
 /// The chat request for a Messages request.
@@ -343,7 +343,7 @@ impl Writer {
 }
 
 fn event(out: &mut Vec<u8>, name: &str, v: &Value) {
-    write_event(out, Some(name), v.to_string().as_bytes());
+    write_json_event(out, Some(name), v);
 }
 
 /// Anthropic's error `type` for a status.

@@ -19,6 +19,7 @@ pub mod stream;
 
 pub use crate::config::Format;
 use crate::config::UpstreamConfig;
+use crate::params::Params;
 use chat::Unsupported;
 
 /// Prompt and completion tokens.
@@ -143,19 +144,27 @@ impl Pivot {
     }
 
     /// The request for one target: format `f`, model `model`, with the
-    /// target's parameter overrides (`edit`) applied to the chat form.
+    /// target's parameter overrides applied to the chat form.
     pub fn wire(
         &self,
         f: Format,
         model: &str,
         up: WireOpts,
-        edit: impl FnOnce(&mut Map<String, Value>),
+        params: Option<&Params>,
     ) -> Result<Wire, Unsupported> {
-        let mut chat = self.chat.clone();
-        edit(&mut chat);
+        // Copied only for a target that edits it (parameter overrides) or
+        // an OpenAI one (the model goes in).
+        let mut chat = match (params, f) {
+            (None, Format::Anthropic | Format::Gemini) => std::borrow::Cow::Borrowed(&self.chat),
+            _ => std::borrow::Cow::Owned(self.chat.clone()),
+        };
+        if let Some(p) = params {
+            p.apply_value(chat.to_mut());
+        }
         let default_max_tokens = up.default_max_tokens;
         let (path, body) = match f {
             Format::OpenAi => {
+                let mut chat = chat.into_owned();
                 chat.insert("model".into(), model.into());
                 if !up.stream_usage {
                     // A server that refuses unknown fields (`stream_usage: false`).
@@ -180,9 +189,15 @@ impl Pivot {
         };
         Ok(Wire {
             path,
-            body: body.to_string().into_bytes(),
+            body: to_vec(&body),
         })
     }
+}
+
+/// A value's JSON, written straight to bytes (not through `Display`).
+fn to_vec(v: &Value) -> Vec<u8> {
+    // Serializing a Value cannot fail: its keys are strings.
+    serde_json::to_vec(v).unwrap_or_default()
 }
 
 /// Characters escaped in a path segment (a model name in Gemini's path).
@@ -211,7 +226,7 @@ pub fn answer(
         Dialect::Messages => messages::answer(&chat)?,
         _ => chat,
     };
-    Ok((out.to_string().into_bytes(), usage))
+    Ok((to_vec(&out), usage))
 }
 
 /// A provider's error answer (format `f`, any shape) in the client's

@@ -19,6 +19,11 @@ fn plans_by_dialect_and_format() {
     assert_eq!(Dialect::of("embeddings"), Dialect::Other);
 }
 
+fn temperature_0() -> crate::params::Params {
+    let rule = crate::config::ParamRule::Set(json!(0));
+    crate::params::Params::new(&[("temperature".to_string(), rule)]).unwrap()
+}
+
 #[test]
 fn wire_paths_per_format() {
     let p = Pivot::read(
@@ -27,20 +32,18 @@ fn wire_paths_per_format() {
     )
     .unwrap();
     let w = p
-        .wire(Format::Gemini, "models/gemini 2", OPTS, |_| {})
+        .wire(Format::Gemini, "models/gemini 2", OPTS, None)
         .unwrap();
     assert_eq!(w.path, "/models/gemini%202:streamGenerateContent?alt=sse");
     let w = p
-        .wire(Format::Anthropic, "c", OPTS, |c| {
-            c.insert("temperature".into(), json!(0));
-        })
+        .wire(Format::Anthropic, "c", OPTS, Some(&temperature_0()))
         .unwrap();
     assert_eq!(w.path, "/messages");
     let body: Value = serde_json::from_slice(&w.body).unwrap();
     assert_eq!(body["temperature"], 0);
     assert_eq!(body["model"], "c");
     let m = Pivot::read(Dialect::Messages, br#"{"model":"x","max_tokens":9,"messages":[{"role":"user","content":"hi"}],"system":"s","stream":true}"#).unwrap();
-    let w = m.wire(Format::OpenAi, "gpt", OPTS, |_| {}).unwrap();
+    let w = m.wire(Format::OpenAi, "gpt", OPTS, None).unwrap();
     assert_eq!(w.path, "/chat/completions");
     let body: Value = serde_json::from_slice(&w.body).unwrap();
     assert_eq!(

@@ -92,7 +92,7 @@ proptest! {
         for d in [Dialect::Chat, Dialect::Messages] {
             if let Ok(p) = Pivot::read(d, body.as_bytes()) {
                 for f in FORMATS {
-                    let _ = p.wire(f, "m", OPTS, |_| {});
+                    let _ = p.wire(f, "m", OPTS, None);
                 }
             }
         }

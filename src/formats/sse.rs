@@ -111,6 +111,21 @@ pub fn write_event(out: &mut Vec<u8>, name: Option<&str>, data: &[u8]) {
     out.extend_from_slice(b"\n\n");
 }
 
+/// Append one event whose data is a JSON value, serialized straight into
+/// `out` (not through `Display`, whose formatter machinery cost a fifth of a
+/// translated request).
+pub fn write_json_event(out: &mut Vec<u8>, name: Option<&str>, v: &serde_json::Value) {
+    if let Some(n) = name {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(n.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"data: ");
+    // Writing a Value to a Vec cannot fail (no I/O, string keys only).
+    let _ = serde_json::to_writer(&mut *out, v);
+    out.extend_from_slice(b"\n\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! chunk giving whatever complete events it holds.
 
 use super::chat::{self, Item};
-use super::sse::{write_event, Event, SseReader};
+use super::sse::{write_event, write_json_event, Event, SseReader};
 use super::{anthropic, gemini, messages, Dialect, Format};
 use serde_json::Value;
 
@@ -150,10 +150,8 @@ impl Translator {
             }
             match &mut self.down {
                 Down::Chat { include_usage } => match &item {
-                    Item::Chunk(c) => write_event(&mut self.out, None, c.to_string().as_bytes()),
-                    Item::Usage(c) if *include_usage => {
-                        write_event(&mut self.out, None, c.to_string().as_bytes())
-                    }
+                    Item::Chunk(c) => write_json_event(&mut self.out, None, c),
+                    Item::Usage(c) if *include_usage => write_json_event(&mut self.out, None, c),
                     Item::Usage(_) => {}
                     Item::Done => {
                         write_event(&mut self.out, None, b"[DONE]");

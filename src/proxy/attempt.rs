@@ -126,13 +126,11 @@ pub async fn run<C: ClientSide>(
         let wire = match ctx.dialect.plan(up.cfg.format) {
             Ok(Plan::Translate) => {
                 let pivot = pivot.get_or_insert_with(|| Pivot::read(ctx.dialect, &body.body));
-                let made = pivot.as_ref().map_err(Clone::clone).and_then(|p| {
-                    p.wire(up.cfg.format, &target.model, (&up.cfg).into(), |chat| {
-                        if let Some(params) = &target.params {
-                            params.apply_value(chat);
-                        }
-                    })
-                });
+                let params = target.params.as_deref();
+                let made = pivot
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|p| p.wire(up.cfg.format, &target.model, (&up.cfg).into(), params));
                 match made {
                     Ok(w) => Some(w),
                     Err(Unsupported(why)) => {
