@@ -703,3 +703,109 @@ async fn an_anthropic_target_failing_before_commit_fails_over_to_an_openai_one()
         assert_eq!(a.hits(), 2, "one attempt each");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_checks_use_each_formats_key_header() {
+    for (format, header, bearer) in [
+        ("anthropic", "x-api-key", false),
+        ("gemini", "x-goog-api-key", false),
+        ("openai", "authorization", true),
+    ] {
+        let m = ok_mock().await;
+        let gw = Gateway::start(&format!(
+            "listen: [\"@LISTEN@\"]\nupstreams:\n{}models:\n  chat: [{{upstream: up, model: m}}]\nhealth_check: {{interval: 100ms, timeout: 1s}}\n",
+            upstream("up", &m.url(), &format!("format: {format}"))
+        ))
+        .await;
+        let started = std::time::Instant::now();
+        let check = loop {
+            if let Some(s) = m.seen().into_iter().find(|s| s.method == "GET") {
+                break s;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{format}: no health check"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(check.path, "/v1/models");
+        let want = if bearer {
+            "Bearer sk-up-up-secret"
+        } else {
+            "sk-up-up-secret"
+        };
+        assert_eq!(check.header(header), Some(want), "{format}");
+        if format == "anthropic" {
+            assert_eq!(check.header("anthropic-version"), Some("2023-06-01"));
+        }
+        drop(gw);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_responses_stream_cut_ends_with_a_responses_error_event() {
+    let (_m, gw) = one("openai", Behavior::StreamThenDrop { events: 2 }).await;
+    let body = json!({"model": "chat", "input": "hi", "stream": true}).to_string();
+    let r = gw.post("/v1/responses", &auth(), &body).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        event_names(&r.body).last().map(String::as_str),
+        Some("error"),
+        "{}",
+        r.text()
+    );
+    let last: Value = serde_json::from_str(sse_data(&r.body).last().unwrap()).unwrap();
+    assert_eq!(last["type"], "error");
+    assert_eq!(last["code"], "stream_interrupted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gemini_function_calls_reach_chat_and_anthropic_clients() {
+    let answer = json!({"candidates": [{"content": {"role": "model", "parts": [
+        {"functionCall": {"name": "weather", "args": {"city": "Oslo"}}}]}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 2}, "modelVersion": "g"});
+    let (_m, gw) = one("gemini", raw("application/json", answer.clone())).await;
+    let r = gw
+        .post("/v1/chat/completions", &auth(), &chat_body("chat", false))
+        .await;
+    let v = r.json();
+    assert_eq!(
+        v["choices"][0]["finish_reason"],
+        "tool_calls",
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+        "{\"city\":\"Oslo\"}"
+    );
+    let r = gw
+        .post(
+            "/v1/messages",
+            &anthropic_auth(),
+            &messages_body("chat", false),
+        )
+        .await;
+    let v = r.json();
+    assert_eq!(v["content"][0]["type"], "tool_use", "{}", r.text());
+    assert_eq!(v["content"][0]["input"], json!({"city": "Oslo"}));
+    assert_eq!(v["stop_reason"], "tool_use");
+    let (_m, gw) = one("gemini", raw_sse(&[("", answer)])).await;
+    let r = gw
+        .post("/v1/chat/completions", &auth(), &chat_body("chat", true))
+        .await;
+    let chunks: Vec<Value> = sse_data(&r.body)
+        .iter()
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == "weather"),
+        "{}",
+        r.text()
+    );
+    assert!(chunks
+        .iter()
+        .any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
+}
