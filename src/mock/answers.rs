@@ -71,8 +71,17 @@ pub fn answer(api: Api, model: &str, body: &serde_json::Value) -> String {
                 Some(serde_json::Value::Array(a)) if a.first().is_some_and(|x| x.is_string()) => a.len(),
                 _ => 1,
             };
+            const VECTOR: [f32; 4] = [0.0023, -0.0093, 0.0157, 0.0041];
+            // The official SDKs ask for base64 (little-endian f32s) unless told otherwise.
+            let embedding = if body.get("encoding_format").and_then(|f| f.as_str()) == Some("base64") {
+                use base64::Engine as _;
+                let bytes: Vec<u8> = VECTOR.iter().flat_map(|f| f.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(VECTOR)
+            };
             let data: Vec<_> = (0..n)
-                .map(|i| json!({"object": "embedding", "index": i, "embedding": [0.0023, -0.0093, 0.0157, 0.0041]}))
+                .map(|i| json!({"object": "embedding", "index": i, "embedding": embedding}))
                 .collect();
             json!({"object": "list", "data": data, "model": model,
                 "usage": {"prompt_tokens": 4 * n, "total_tokens": 4 * n}})
