@@ -2,6 +2,7 @@
 //! The binary (`main.rs`) only parses the CLI; everything lives here so tests and
 //! benches drive the real code.
 
+pub mod access_log;
 pub mod admin;
 pub mod alloc;
 pub mod config;

@@ -1,6 +1,6 @@
 //! Build the Pingora server from a validated config and run it.
 
-use crate::admin::access_log;
+use crate::access_log;
 use crate::admin::api::AdminApi;
 use crate::admin::notify::Notifier;
 use crate::admin::reload::{Reloader, Signals};
@@ -61,7 +61,7 @@ fn listener(addr: &str) -> ListenerConfig {
     ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(0, 4096))
 }
 
-/// A Pingora proxy service (the admin API, the edge) whose client
+/// A Pingora proxy service (the edge) whose client
 /// connections get the header deadline; `h2c`: cleartext clients may speak
 /// h2 with prior knowledge.
 fn guarded<SV>(
@@ -203,7 +203,11 @@ pub fn run(cfg: Config, path: Option<PathBuf>, flags: RunFlags) -> Result<(), St
             api_key: a.api_key,
             usage: usage.clone(),
         };
-        let mut svc = guarded(&server.configuration, api, "llmgate admin", &shared, false);
+        let app = Guarded {
+            app: Arc::new(pingora::apps::http_app::HttpServer::new_app(api)),
+            runtime: shared.clone(),
+        };
+        let mut svc = Service::new("llmgate admin".to_string(), app);
         svc.add_listener(listener(&a.listen));
         server.add_service(svc);
         log::info!("admin API on {}", a.listen);

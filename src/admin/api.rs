@@ -1,5 +1,6 @@
 //! The admin listener (bearer `admin.api_key`): `/metrics`, upstream status,
-//! redacted config, reload, drain/enable, and a routing dry run.
+//! redacted config, reload, drain/enable, and a routing dry run; served by
+//! Pingora's plain HTTP server (`ServeHttp`), behind the header deadline.
 
 use super::reload::Reloader;
 use crate::config::Config;
@@ -11,10 +12,8 @@ use crate::upstream::circuit::now_ms;
 use crate::upstream::Upstream;
 use async_trait::async_trait;
 use bytes::Bytes;
-use pingora::http::ResponseHeader;
-use pingora::proxy::{ProxyHttp, Session};
-use pingora::upstreams::peer::HttpPeer;
-use pingora::{Error, ErrorType, Result};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -26,43 +25,39 @@ pub struct AdminApi {
     pub usage: Arc<crate::limits::usage::UsageMeter>,
 }
 
+/// Served by Pingora's plain HTTP server (`ServeHttp`): every answer is made
+/// here, whole, before it is written.
 #[async_trait]
-impl ProxyHttp for AdminApi {
-    type CTX = ();
-
-    fn new_ctx(&self) {}
-
-    async fn request_filter(&self, session: &mut Session, _ctx: &mut ()) -> Result<bool> {
+impl ServeHttp for AdminApi {
+    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
         let (status, content_type, body) = self.handle(session).await;
-        let mut resp = ResponseHeader::build(status, Some(3))?;
-        resp.insert_header("content-type", content_type)?;
-        resp.insert_header("content-length", body.len().to_string())?;
-        resp.insert_header("cache-control", "no-store")?;
+        let mut resp = http::Response::builder()
+            .status(status)
+            .header("content-type", content_type)
+            .header("content-length", body.len())
+            .header("cache-control", "no-store");
         if status == 401 {
             // Browsers then ask for the key (as the password) and send it
             // with every later request, the page's own refreshes included.
-            resp.insert_header(
+            resp = resp.header(
                 "www-authenticate",
                 "Basic realm=\"llmgate admin\", charset=\"UTF-8\"",
-            )?;
+            );
         }
         if content_type.starts_with("text/html") {
-            resp.insert_header(
-                "content-security-policy",
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; frame-ancestors 'none'",
-            )?;
-            resp.insert_header("x-content-type-options", "nosniff")?;
+            resp = resp
+                .header(
+                    "content-security-policy",
+                    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; frame-ancestors 'none'",
+                )
+                .header("x-content-type-options", "nosniff");
         }
-        session.write_response_header(Box::new(resp), false).await?;
-        session.write_response_body(Some(body), true).await?;
-        Ok(true)
-    }
-
-    async fn upstream_peer(&self, _s: &mut Session, _c: &mut ()) -> Result<Box<HttpPeer>> {
-        Error::e_explain(
-            ErrorType::InternalError,
-            "admin API answers every request itself",
-        )
+        // Every header above is a static, valid name and value.
+        resp.body(body.to_vec()).unwrap_or_else(|_| {
+            let mut r = http::Response::new(Vec::new());
+            *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        })
     }
 }
 
@@ -79,7 +74,7 @@ fn ok_json(v: Value) -> (u16, &'static str, Bytes) {
 }
 
 impl AdminApi {
-    fn authorized(&self, session: &Session) -> bool {
+    fn authorized(&self, session: &ServerSession) -> bool {
         let presented = session
             .req_header()
             .headers
@@ -97,7 +92,7 @@ impl AdminApi {
         constant_time_eq(presented.as_bytes(), key.expose().as_bytes())
     }
 
-    async fn handle(&self, session: &mut Session) -> (u16, &'static str, Bytes) {
+    async fn handle(&self, session: &mut ServerSession) -> (u16, &'static str, Bytes) {
         if !self.authorized(session) {
             return error(
                 401,
@@ -186,7 +181,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn read_body(session: &mut Session) -> Option<Bytes> {
+async fn read_body(session: &mut ServerSession) -> Option<Bytes> {
     let mut buf = Vec::new();
     loop {
         match session.read_request_body().await {
@@ -283,7 +278,7 @@ fn config_json(c: &Config) -> Value {
 
 /// Which targets a request would try now, in order, and why — without calling any
 /// upstream. Inside a tier the order is one weighted-random draw.
-fn route_dry_run(rt: &Runtime, session: &Session, body: Bytes) -> (u16, &'static str, Bytes) {
+fn route_dry_run(rt: &Runtime, session: &ServerSession, body: Bytes) -> (u16, &'static str, Bytes) {
     let parsed = match ParsedBody::parse(body) {
         Ok(p) => p,
         Err(m) => return error(400, &m, "invalid_request_error", "invalid_request"),

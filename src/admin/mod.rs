@@ -1,6 +1,5 @@
 //! Operations: metrics, the access log, config reload and the admin API.
 
-pub mod access_log;
 pub mod api;
 pub mod metrics;
 pub mod notify;

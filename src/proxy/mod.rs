@@ -34,7 +34,7 @@ pub mod usage;
 
 pub use ctx::RequestCtx;
 
-use crate::admin::access_log::AccessLog;
+use crate::access_log::AccessLog;
 use crate::error::GatewayError;
 use crate::front::{ClientSide, Request};
 use crate::limits::usage::{Record, UsageMeter};
