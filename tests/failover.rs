@@ -392,3 +392,29 @@ async fn sessions_stick_to_one_target_and_move_when_it_fails() {
         assert_eq!(r.header("x-llmgate-upstream"), Some(new_home.as_str()));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tls_failure_fails_over_and_is_named_as_tls() {
+    // A plain-HTTP server behind an https:// base URL: TCP connects, TLS fails.
+    let plain = ok_mock().await;
+    let b = ok_mock().await;
+    let tls_url = format!("https://{}/v1", plain.addr);
+    let ups = upstream("a", &tls_url, "connect_timeout: 2s") + &upstream("b", &b.url(), "");
+    let gw = Gateway::start(&config(
+        &ups,
+        "  chat:\n    - {upstream: a, model: m, priority: 1}\n    - {upstream: b, model: m, priority: 2}\n  only-a: [{upstream: a, model: m}]\n",
+        "",
+    ))
+    .await;
+    let r = gw.chat("chat").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.attempts(), 2);
+    assert_eq!(r.header("x-llmgate-upstream"), Some("b"));
+    let r = gw.chat("only-a").await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    let message = r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(message.contains("a: TLS error"), "{message}");
+}

@@ -65,11 +65,15 @@ async fn metrics_parse_and_count() {
         assert_eq!(gw.chat("chat").await.status, 200);
     }
     gw.chat("nope").await;
-    // Metrics are counted in Pingora's logging phase, which may run just after
-    // the client has its answer: scrape until the last request shows (bounded).
+    // Metrics are counted after the client has its answer (and requests may
+    // end on either worker thread, in any order): scrape until every request
+    // shows (bounded).
     let mut r = admin(&gw, "GET", "/metrics", "").await;
     for _ in 0..40 {
-        if r.text().contains(r#"status="4xx""#) {
+        let t = r.text();
+        if t.contains(r#"status="4xx""#)
+            && t.contains(r#"llmgate_requests_total{model="chat",status="2xx",upstream="b"} 3"#)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

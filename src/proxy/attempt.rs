@@ -10,7 +10,7 @@
 use super::commit::commit;
 use super::ctx::{AttemptRecord, Done, Outcome, RequestCtx};
 use super::exchange::{budget, outgoing, try_target, Translated};
-use super::outcome::{record_failure, FailKind};
+use super::outcome::{record_failure, Verdict};
 use super::respond;
 use super::rewrite::ParsedBody;
 use crate::error::GatewayError;
@@ -204,7 +204,8 @@ pub async fn run<C: ClientSide>(
                     up.name(),
                     f.reason
                 );
-                last_timeout = f.kind == FailKind::Timeout;
+                let verdict = f.verdict();
+                last_timeout = verdict == Verdict::TimedOut;
                 failed_tier = Some(target.priority);
                 up.health.count_failure();
                 ctx.metrics
@@ -212,17 +213,16 @@ pub async fn run<C: ClientSide>(
                     .with_label_values(&[up.name(), f.label()])
                     .inc();
                 record_failure(&rt, up, f.retry_after());
-                match f.kind {
-                    FailKind::Status(429, ra) => {
-                        if let Some(ra) = ra {
-                            soonest_retry = Some(soonest_retry.map_or(ra, |s| s.min(ra)));
-                        }
+                match verdict {
+                    Verdict::RateLimited(Some(ra)) => {
+                        soonest_retry = Some(soonest_retry.map_or(ra, |s| s.min(ra)));
                     }
-                    _ => all_429 = false,
+                    Verdict::RateLimited(None) => {}
+                    Verdict::TimedOut | Verdict::Failed => all_429 = false,
                 }
-                // Same target again if it has retries left, did not name a
-                // time to come back, and its breaker is still closed.
-                if retry < up.cfg.retries && f.retry_after().is_none() && up.health.usable(now_ms())
+                // Same target again if it has retries left, the failure
+                // allows it, and its breaker is still closed.
+                if retry < up.cfg.retries && f.same_target_may_retry() && up.health.usable(now_ms())
                 {
                     again = Some((ti, retry + 1));
                 }

@@ -1,13 +1,16 @@
-//! One attempt's exchange with one upstream: the request as it goes to
-//! every upstream (prepared once), connect, send (with the target's model
-//! and parameter overrides spliced in), and the wait for the first body
-//! bytes (for SSE: the first complete `data:` event) that makes an answer
-//! ready to commit.
+//! One attempt with one target: the request as it goes to every upstream
+//! (prepared once), its bytes for this target (model and parameter
+//! overrides spliced in, or the translated request), the exchange
+//! (`upstream/exchange.rs`: connect, send, head), what the head means for
+//! policy, and the wait for the first body bytes (for SSE: the first
+//! complete `data:` event) that makes an answer ready to commit.
 
 use super::as_stream::{answer_as_sse, MAX_ANSWER};
 use super::ctx::RequestCtx;
 use super::forward::ClientHeaders;
-use super::outcome::{body_failure, retry_after, FailKind, Failure};
+use super::outcome::{
+    body_failure, exchange_failure, retry_after, timed_out, FailKind, Failure, Phase,
+};
 use super::rewrite::{ParsedBody, CONCAT_LIMIT};
 use super::sse::FirstEvent;
 use super::usage::Usage;
@@ -17,11 +20,8 @@ use crate::front::Request;
 use crate::params::wants_usage;
 use crate::routing::Target;
 use crate::upstream::h1::{put_header, Conn, H1Error, Head};
-use crate::upstream::io::ConnectError;
 use crate::upstream::Upstream;
 use bytes::{Bytes, BytesMut};
-use pingora::prelude::fast_timeout::fast_timeout;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// An upstream answer ready to commit: headers read, first bytes buffered.
@@ -128,19 +128,6 @@ pub(super) fn timed(r: Result<Option<Bytes>, H1Error>) -> Option<Result<Option<B
     }
 }
 
-/// `f`, or `None` after `t` (capped by the deadline).
-///
-/// Pingora's timer wheel (10 ms resolution, one clock thread) rather than tokio's:
-/// a tokio timer that becomes the earliest one wakes the runtime's driver through
-/// its eventfd, two extra syscalls per request on the hot path.
-pub(super) async fn within<T>(
-    t: Duration,
-    deadline: Instant,
-    f: impl Future<Output = T>,
-) -> Option<T> {
-    fast_timeout(budget(t, deadline), f).await.ok()
-}
-
 pub(super) async fn try_target(
     up: &Upstream,
     target: &Target,
@@ -149,25 +136,31 @@ pub(super) async fn try_target(
     deadline: Instant,
 ) -> Result<Ready, Failure> {
     let cfg = &up.cfg;
-    let (mut s, header) = {
-        // A pooled connection the upstream closed meanwhile fails on first
-        // use, before any answer: not the upstream's fault, so the request goes
-        // once more, on a new connection. Anything else fails the attempt: an
-        // upstream that answered (even with garbage) is never sent it twice.
-        let mut fresh = false;
-        loop {
-            let pooled = if fresh { None } else { up.pooled() };
-            let (conn, reused) = match pooled {
-                Some(c) => (c, true),
-                None => (connect(up, deadline).await?, false),
-            };
-            match send(conn, up, target, out, tr, deadline).await {
-                Ok(x) => break x,
-                Err(f) if reused && f.kind == FailKind::Unanswered => fresh = true,
-                Err(f) => return Err(f),
+    let edited;
+    let params = target.params.as_deref();
+    let ask = cfg.stream_usage;
+    let (path, body) = match tr {
+        Some(t) => (
+            t.wire.path.as_bytes(),
+            [&t.wire.body[..], &[], &[], &[], &[]],
+        ),
+        None => match params.and_then(|p| out.body.with_params(&target.model_json, p, ask)) {
+            Some(b) => {
+                edited = b;
+                (out.rest.as_bytes(), [&edited[..], &[], &[], &[], &[]])
             }
-        }
+            None => (
+                out.rest.as_bytes(),
+                out.body.spliced_for(&target.model_json, ask),
+            ),
+        },
     };
+    let (head, inline) = request_head(up, out, path, &body);
+    let rest: &[&[u8]] = if inline { &[] } else { &body };
+    let (mut s, header) = up
+        .exchange(&head, rest, deadline)
+        .await
+        .map_err(|e| exchange_failure(e, deadline))?;
     let status = header.status;
     if up.retries_on(status) {
         return Err(Failure::new(
@@ -212,11 +205,28 @@ pub(super) async fn try_target(
     let mut chunks = Vec::new();
     loop {
         match timed(s.read_body_within(wait, deadline).await) {
-            None if sse => return Err(Failure::new(FailKind::Timeout, "first token timeout")),
-            None => return Err(Failure::new(FailKind::Timeout, "response timeout")),
+            None if sse => {
+                return Err(Failure::new(
+                    timed_out(Phase::FirstToken, deadline),
+                    "first token timeout",
+                ))
+            }
+            None => {
+                return Err(Failure::new(
+                    timed_out(Phase::Response, deadline),
+                    "response timeout",
+                ))
+            }
             Some(Err(e)) => {
                 return Err(Failure::new(
-                    body_failure(e),
+                    body_failure(
+                        e,
+                        if sse {
+                            Phase::FirstToken
+                        } else {
+                            Phase::Response
+                        },
+                    ),
                     format!("connection broke before first data ({})", e.as_str()),
                 ))
             }
@@ -272,10 +282,15 @@ async fn read_whole(s: &mut Conn, wait: Duration, deadline: Instant) -> Result<B
     let mut answer = BytesMut::new();
     loop {
         match timed(s.read_body_within(wait, deadline).await) {
-            None => return Err(Failure::new(FailKind::Timeout, "response timeout")),
+            None => {
+                return Err(Failure::new(
+                    timed_out(Phase::Response, deadline),
+                    "response timeout",
+                ))
+            }
             Some(Err(e)) => {
                 return Err(Failure::new(
-                    body_failure(e),
+                    body_failure(e, Phase::Response),
                     format!("connection broke before the answer ended ({})", e.as_str()),
                 ))
             }
@@ -291,56 +306,17 @@ async fn read_whole(s: &mut Conn, wait: Duration, deadline: Instant) -> Result<B
     }
 }
 
-/// A new connection within `connect_timeout`.
-async fn connect(up: &Upstream, deadline: Instant) -> Result<Conn, Failure> {
-    match within(up.cfg.connect_timeout, deadline, up.open()).await {
-        None | Some(Err(ConnectError::Timeout)) => {
-            Err(Failure::new(FailKind::Timeout, "connect timeout"))
-        }
-        Some(Err(ConnectError::Failed(kind))) => Err(Failure::new(
-            FailKind::Connect,
-            format!("connect error ({kind})"),
-        )),
-        Some(Ok(c)) => Ok(c),
-    }
-}
-
-/// Send the request and read the response header.
-///
-/// The request head and, for bodies up to 16 KiB, the body go out in one write:
-/// on loopback or a LAN every extra segment costs both ends a full trip through
-/// the TCP stack.
-async fn send(
-    mut conn: Conn,
+/// The request head for one upstream, and for bodies up to 16 KiB the body
+/// behind it (true: it is there): one write, since on loopback or a LAN
+/// every extra segment costs both ends a full trip through the TCP stack.
+/// Larger bodies are written from the client's buffer, in pieces.
+fn request_head(
     up: &Upstream,
-    target: &Target,
     out: &Outgoing<'_>,
-    tr: Option<&Translated<'_>>,
-    deadline: Instant,
-) -> Result<(Conn, Head), Failure> {
-    let cfg = &up.cfg;
-    let edited;
-    let params = target.params.as_deref();
-    let ask = cfg.stream_usage;
-    let (path, body) = match tr {
-        Some(t) => (
-            t.wire.path.as_bytes(),
-            [&t.wire.body[..], &[], &[], &[], &[]],
-        ),
-        None => match params.and_then(|p| out.body.with_params(&target.model_json, p, ask)) {
-            Some(b) => {
-                edited = b;
-                (out.rest.as_bytes(), [&edited[..], &[], &[], &[], &[]])
-            }
-            None => (
-                out.rest.as_bytes(),
-                out.body.spliced_for(&target.model_json, ask),
-            ),
-        },
-    };
+    path: &[u8],
+    body: &[&[u8]],
+) -> (BytesMut, bool) {
     let len: usize = body.iter().map(|p| p.len()).sum();
-    // Small bodies are copied behind the head (one write); larger ones are
-    // written from the client's buffer, in three pieces.
     let inline = len <= CONCAT_LIMIT;
     let extra = out.headers.len() + if inline { len } else { 0 };
     let mut head = up.head_start(b"POST", path, extra);
@@ -348,43 +324,10 @@ async fn send(
     put_header(&mut head, b"content-length", itoa.format(len).as_bytes());
     out.headers.write_for(&mut head, &up.sets, &up.allows);
     head.extend_from_slice(b"\r\n");
-    let rest: &[&[u8]] = if inline {
+    if inline {
         for p in body {
             head.extend_from_slice(p);
         }
-        &[]
-    } else {
-        &body
-    };
-
-    // One timer for the whole exchange (the send rarely waits), the one the
-    // connection keeps: armed anew only when it fires before this deadline.
-    let until = (Instant::now() + cfg.response_timeout).min(deadline);
-    let mut timer = std::mem::take(&mut conn.timer);
-    let exchange = async {
-        conn.send(&head, rest).await.map_err(|e| {
-            // Nothing of an answer can have come: the request did not get through.
-            Failure::new(
-                FailKind::Unanswered,
-                format!("connection broke sending request ({})", e.kind()),
-            )
-        })?;
-        conn.read_head().await.map_err(|e| {
-            let kind = match body_failure(e) {
-                FailKind::Broken if !conn.answered() => FailKind::Unanswered,
-                k => k,
-            };
-            Failure::new(
-                kind,
-                format!("connection closed before response ({})", e.as_str()),
-            )
-        })
-    };
-    let result = timer.within(until, exchange).await;
-    conn.timer = timer;
-    match result {
-        None => Err(Failure::new(FailKind::Timeout, "response timeout")),
-        Some(Err(f)) => Err(f),
-        Some(Ok(h)) => Ok((conn, h)),
     }
+    (head, inline)
 }

@@ -172,6 +172,7 @@ pub async fn check(up: &Upstream, timeout: Duration) -> Result<(), String> {
             None => up.open().await.map_err(|e| match e {
                 ConnectError::Timeout => "connect: ConnectTimedout".to_string(),
                 ConnectError::Failed(kind) => format!("connect: {kind}"),
+                ConnectError::Tls(kind) => format!("tls: {kind}"),
             })?,
         };
         conn.send(&head, &[])

@@ -77,8 +77,11 @@ impl AsyncWrite for Io {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectError {
     Timeout,
-    /// Pingora's error type names (`ConnectRefused`, `TLSHandshakeFailure`, ...).
+    /// Pingora's error type names (`ConnectRefused`, `ConnectNoRoute`, ...).
     Failed(String),
+    /// The TCP connection was made but TLS was not (handshake failed or timed
+    /// out, certificate refused): Pingora's error type name.
+    Tls(String),
 }
 
 impl ConnectError {

@@ -2,6 +2,7 @@
 //! sets on its behalf, its retry policy and its health.
 
 pub mod circuit;
+pub mod exchange;
 pub mod h1;
 pub mod health;
 pub mod io;
@@ -188,10 +189,19 @@ impl Upstream {
         // make every attempt's future that large.
         match Box::pin(self.connector.new_stream(&self.peer)).await {
             Ok(s) => Ok(Conn::new(Io::Pingora(s))),
-            Err(e) if matches!(e.etype(), pingora::ErrorType::ConnectTimedout) => {
-                Err(ConnectError::Timeout)
+            Err(e) => {
+                use pingora::ErrorType as E;
+                let name = e.etype().as_str().to_string();
+                Err(match e.etype() {
+                    E::ConnectTimedout => ConnectError::Timeout,
+                    E::TLSHandshakeFailure
+                    | E::TLSHandshakeTimedout
+                    | E::InvalidCert
+                    | E::HandshakeError
+                    | E::TLSWantX509Lookup => ConnectError::Tls(name),
+                    _ => ConnectError::Failed(name),
+                })
             }
-            Err(e) => Err(ConnectError::Failed(e.etype().as_str().to_string())),
         }
     }
 
