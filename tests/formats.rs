@@ -42,6 +42,22 @@ fn anthropic_auth() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
+/// `POST /v1/messages` for model `chat` as an Anthropic client.
+async fn messages(gw: &Gateway, stream: bool) -> Response {
+    gw.post(
+        "/v1/messages",
+        &anthropic_auth(),
+        &messages_body("chat", stream),
+    )
+    .await
+}
+
+/// `POST /v1/chat/completions` for model `chat`.
+async fn chat(gw: &Gateway, stream: bool) -> Response {
+    gw.post("/v1/chat/completions", &auth(), &chat_body("chat", stream))
+        .await
+}
+
 /// `event:` names of an SSE body, in order.
 fn event_names(body: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(body)
@@ -103,9 +119,7 @@ async fn chat_to_anthropic_plain_and_streamed() {
     );
     assert_eq!(sent["tools"][0]["name"], "f");
 
-    let r = gw
-        .post("/v1/chat/completions", &auth(), &chat_body("chat", true))
-        .await;
+    let r = chat(&gw, true).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("text/event-stream"));
     assert!(r.chunked && r.complete);
@@ -135,9 +149,7 @@ async fn chat_to_anthropic_plain_and_streamed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn chat_to_gemini_plain_and_streamed() {
     let (m, gw) = one("gemini", ok()).await;
-    let r = gw
-        .post("/v1/chat/completions", &auth(), &chat_body("chat", false))
-        .await;
+    let r = chat(&gw, false).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     assert_eq!(
@@ -155,9 +167,7 @@ async fn chat_to_gemini_plain_and_streamed() {
         json!({"role": "user", "parts": [{"text": "hi"}]})
     );
 
-    let r = gw
-        .post("/v1/chat/completions", &auth(), &chat_body("chat", true))
-        .await;
+    let r = chat(&gw, true).await;
     assert_eq!(r.status, 200);
     assert_eq!(
         m.seen().last().unwrap().path,
@@ -175,13 +185,7 @@ async fn chat_to_gemini_plain_and_streamed() {
 async fn messages_to_anthropic_is_byte_identical() {
     let (m, gw) = one("anthropic", ok()).await;
     for stream in [false, true] {
-        let via = gw
-            .post(
-                "/v1/messages",
-                &anthropic_auth(),
-                &messages_body("chat", stream),
-            )
-            .await;
+        let via = messages(&gw, stream).await;
         let sent = m.seen().last().cloned().unwrap();
         let direct = request(
             &m.addr.to_string(),
@@ -207,13 +211,7 @@ async fn messages_to_anthropic_is_byte_identical() {
 async fn messages_to_openai_and_gemini_translated_both_ways() {
     for format in ["openai", "gemini"] {
         let (m, gw) = one(format, ok()).await;
-        let r = gw
-            .post(
-                "/v1/messages",
-                &anthropic_auth(),
-                &messages_body("chat", false),
-            )
-            .await;
+        let r = messages(&gw, false).await;
         assert_eq!(r.status, 200, "{format}: {}", r.text());
         let v = r.json();
         assert_eq!(v["type"], "message");
@@ -231,13 +229,7 @@ async fn messages_to_openai_and_gemini_translated_both_ways() {
             assert_eq!(sent["max_tokens"], 64);
         }
 
-        let r = gw
-            .post(
-                "/v1/messages",
-                &anthropic_auth(),
-                &messages_body("chat", true),
-            )
-            .await;
+        let r = messages(&gw, true).await;
         assert_eq!(r.status, 200);
         let names = event_names(&r.body);
         assert_eq!(
@@ -312,9 +304,7 @@ async fn provider_errors_reach_the_client_in_its_shape() {
         },
     )
     .await;
-    let r = gw
-        .post("/v1/chat/completions", &auth(), &chat_body("chat", false))
-        .await;
+    let r = chat(&gw, false).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["message"], "mock failure 400");
     assert_eq!(r.json()["error"]["type"], "invalid_request_error");
@@ -326,13 +316,7 @@ async fn provider_errors_reach_the_client_in_its_shape() {
         },
     )
     .await;
-    let r = gw
-        .post(
-            "/v1/messages",
-            &anthropic_auth(),
-            &messages_body("chat", false),
-        )
-        .await;
+    let r = messages(&gw, false).await;
     assert_eq!(r.status, 422);
     assert_eq!(
         r.json(),
@@ -358,19 +342,11 @@ async fn overload_answers_fail_over_across_formats_whatever_retry_on_says() {
         ))
         .await;
         for stream in [false, true] {
-            let r = gw
-                .post("/v1/chat/completions", &auth(), &chat_body("chat", stream))
-                .await;
+            let r = chat(&gw, stream).await;
             assert_eq!(r.status, 200, "{format} {status}: {}", r.text());
             assert_eq!(r.attempts(), 2);
             assert_eq!(r.header("x-llmgate-upstream"), Some("b"));
-            let r = gw
-                .post(
-                    "/v1/messages",
-                    &anthropic_auth(),
-                    &messages_body("chat", stream),
-                )
-                .await;
+            let r = messages(&gw, stream).await;
             assert_eq!(r.status, 200, "{format} {status}: {}", r.text());
             assert_eq!(r.header("x-llmgate-upstream"), Some("b"));
             if stream {
@@ -393,13 +369,7 @@ async fn overload_answers_fail_over_across_formats_whatever_retry_on_says() {
 async fn a_stream_cut_after_commit_ends_with_an_error_in_the_clients_format() {
     // Anthropic client, OpenAI target that drops mid-stream.
     let (_m, gw) = one("openai", Behavior::StreamThenDrop { events: 3 }).await;
-    let r = gw
-        .post(
-            "/v1/messages",
-            &anthropic_auth(),
-            &messages_body("chat", true),
-        )
-        .await;
+    let r = messages(&gw, true).await;
     assert_eq!(r.status, 200);
     let names = event_names(&r.body);
     assert_eq!(
@@ -412,21 +382,13 @@ async fn a_stream_cut_after_commit_ends_with_an_error_in_the_clients_format() {
     assert_eq!(last["type"], "error");
     // Anthropic client, Anthropic target (pass-through): the same error event.
     let (_m, gw) = one("anthropic", Behavior::StreamThenDrop { events: 3 }).await;
-    let r = gw
-        .post(
-            "/v1/messages",
-            &anthropic_auth(),
-            &messages_body("chat", true),
-        )
-        .await;
+    let r = messages(&gw, true).await;
     assert_eq!(
         event_names(&r.body).last().map(String::as_str),
         Some("error")
     );
     // Chat client, Anthropic target: OpenAI's in-band error.
-    let r = gw
-        .post("/v1/chat/completions", &auth(), &chat_body("chat", true))
-        .await;
+    let r = chat(&gw, true).await;
     let last: Value = serde_json::from_str(sse_data(&r.body).last().unwrap()).unwrap();
     assert_eq!(last["error"]["code"], "stream_interrupted", "{}", r.text());
     assert_eq!(chat_stream_text(&r.body), "tok0 tok1 tok2 ");
@@ -552,9 +514,7 @@ async fn tool_calls_cross_formats_plain_and_streamed() {
             "stop_reason": "tool_use", "usage": {"input_tokens": 5, "output_tokens": 3}})),
     )
     .await;
-    let r = gw
-        .post("/v1/chat/completions", &auth(), &chat_body("chat", false))
-        .await;
+    let r = chat(&gw, false).await;
     let call = &r.json()["choices"][0]["message"]["tool_calls"][0];
     assert_eq!(call["id"], "toolu_9", "{}", r.text());
     assert_eq!(call["function"]["name"], "weather");
@@ -575,9 +535,7 @@ async fn tool_calls_cross_formats_plain_and_streamed() {
         ]),
     )
     .await;
-    let r = gw
-        .post("/v1/chat/completions", &auth(), &chat_body("chat", true))
-        .await;
+    let r = chat(&gw, true).await;
     let chunks: Vec<Value> = sse_data(&r.body)
         .iter()
         .filter_map(|d| serde_json::from_str(d).ok())
@@ -608,13 +566,7 @@ async fn tool_calls_cross_formats_plain_and_streamed() {
             "usage": {"prompt_tokens": 5, "completion_tokens": 3}})),
     )
     .await;
-    let r = gw
-        .post(
-            "/v1/messages",
-            &anthropic_auth(),
-            &messages_body("chat", false),
-        )
-        .await;
+    let r = messages(&gw, false).await;
     assert_eq!(
         r.json()["content"][0],
         json!({"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Oslo"}}),
@@ -634,13 +586,7 @@ async fn tool_calls_cross_formats_plain_and_streamed() {
         ]),
     )
     .await;
-    let r = gw
-        .post(
-            "/v1/messages",
-            &anthropic_auth(),
-            &messages_body("chat", true),
-        )
-        .await;
+    let r = messages(&gw, true).await;
     let events: Vec<Value> = sse_data(&r.body)
         .iter()
         .filter_map(|d| serde_json::from_str(d).ok())
@@ -681,20 +627,12 @@ async fn an_anthropic_target_failing_before_commit_fails_over_to_an_openai_one()
             "",
         ))
         .await;
-        let r = gw
-            .post("/v1/chat/completions", &auth(), &chat_body("chat", true))
-            .await;
+        let r = chat(&gw, true).await;
         assert_eq!(r.status, 200, "{fault:?}");
         assert_eq!(r.attempts(), 2);
         assert_eq!(r.header("x-llmgate-upstream"), Some("b"));
         assert_eq!(chat_stream_text(&r.body), "tok0 tok1 tok2 tok3 tok4 ");
-        let r = gw
-            .post(
-                "/v1/messages",
-                &anthropic_auth(),
-                &messages_body("chat", true),
-            )
-            .await;
+        let r = messages(&gw, true).await;
         assert_eq!(r.status, 200, "{fault:?}");
         assert_eq!(
             event_names(&r.body).first().map(String::as_str),
@@ -765,9 +703,7 @@ async fn gemini_function_calls_reach_chat_and_anthropic_clients() {
         {"functionCall": {"name": "weather", "args": {"city": "Oslo"}}}]}, "finishReason": "STOP", "index": 0}],
         "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 2}, "modelVersion": "g"});
     let (_m, gw) = one("gemini", raw("application/json", answer.clone())).await;
-    let r = gw
-        .post("/v1/chat/completions", &auth(), &chat_body("chat", false))
-        .await;
+    let r = chat(&gw, false).await;
     let v = r.json();
     assert_eq!(
         v["choices"][0]["finish_reason"],
@@ -779,21 +715,13 @@ async fn gemini_function_calls_reach_chat_and_anthropic_clients() {
         v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
         "{\"city\":\"Oslo\"}"
     );
-    let r = gw
-        .post(
-            "/v1/messages",
-            &anthropic_auth(),
-            &messages_body("chat", false),
-        )
-        .await;
+    let r = messages(&gw, false).await;
     let v = r.json();
     assert_eq!(v["content"][0]["type"], "tool_use", "{}", r.text());
     assert_eq!(v["content"][0]["input"], json!({"city": "Oslo"}));
     assert_eq!(v["stop_reason"], "tool_use");
     let (_m, gw) = one("gemini", raw_sse(&[("", answer)])).await;
-    let r = gw
-        .post("/v1/chat/completions", &auth(), &chat_body("chat", true))
-        .await;
+    let r = chat(&gw, true).await;
     let chunks: Vec<Value> = sse_data(&r.body)
         .iter()
         .filter_map(|d| serde_json::from_str(d).ok())

@@ -36,6 +36,24 @@ pub fn stream_error(message: &str, kind: &str) -> StreamError {
     }
 }
 
+/// A stream event's data as JSON, or its own `error` object (`kind_key`:
+/// where the provider names the error's kind) as the stream's error.
+pub fn event_json(data: &str, kind_key: &str) -> Result<Value, StreamError> {
+    let v: Value = serde_json::from_str(data)
+        .map_err(|_| stream_error("stream event is not JSON", "api_error"))?;
+    match v.get("error") {
+        Some(e) if e.is_object() => Err(stream_error(
+            e.get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("provider error"),
+            e.get(kind_key)
+                .and_then(Value::as_str)
+                .unwrap_or("api_error"),
+        )),
+        _ => Ok(v),
+    }
+}
+
 /// Refuse what no non-OpenAI format can do rather than drop it silently.
 pub fn refuse_unsupported(chat: &Map<String, Value>, format: &str) -> Result<(), Unsupported> {
     if chat.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {

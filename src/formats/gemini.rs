@@ -252,6 +252,18 @@ fn content(v: &Value, calls_before: usize) -> (String, Vec<Value>, Option<&str>)
     (text, calls, finish)
 }
 
+/// An answer's id and model (its `modelVersion`, else the target's).
+fn id_and_model<'a>(v: &'a Value, model: &'a str) -> (&'a str, &'a str) {
+    (
+        v.get("responseId")
+            .and_then(Value::as_str)
+            .unwrap_or("gemini"),
+        v.get("modelVersion")
+            .and_then(Value::as_str)
+            .unwrap_or(model),
+    )
+}
+
 /// A generateContent answer as a chat completion.
 pub fn answer(v: &Value, model: &str) -> Result<Value, String> {
     if v.get("candidates").is_none() && v.get("promptFeedback").is_none() {
@@ -263,14 +275,7 @@ pub fn answer(v: &Value, model: &str) -> Result<Value, String> {
             o.remove("index");
         }
     }
-    let id = v
-        .get("responseId")
-        .and_then(Value::as_str)
-        .unwrap_or("gemini");
-    let model = v
-        .get("modelVersion")
-        .and_then(Value::as_str)
-        .unwrap_or(model);
+    let (id, model) = id_and_model(v, model);
     Ok(chat::completion(
         id,
         model,
@@ -305,27 +310,9 @@ impl Stream {
         data: &str,
         out: &mut Vec<chat::Item>,
     ) -> Result<(), chat::StreamError> {
-        let v: Value = serde_json::from_str(data)
-            .map_err(|_| chat::stream_error("stream event is not JSON", "api_error"))?;
-        if let Some(e) = v.get("error") {
-            return Err(chat::stream_error(
-                e.get("message")
-                    .and_then(Value::as_str)
-                    .unwrap_or("provider error"),
-                e.get("status")
-                    .and_then(Value::as_str)
-                    .unwrap_or("api_error"),
-            ));
-        }
+        let v = chat::event_json(data, "status")?;
         if !self.maker.started() {
-            let id = v
-                .get("responseId")
-                .and_then(Value::as_str)
-                .unwrap_or("gemini");
-            let model = v
-                .get("modelVersion")
-                .and_then(Value::as_str)
-                .unwrap_or(&self.model);
+            let (id, model) = id_and_model(&v, &self.model);
             self.maker = ChunkMaker::new(id, model);
             out.push(chat::Item::Chunk(
                 self.maker

@@ -5,7 +5,6 @@
 use super::chat::{self, Item};
 use super::sse::{write_event, write_json_event, Event, SseReader};
 use super::{anthropic, gemini, messages, Dialect, Format};
-use serde_json::Value;
 
 enum Up {
     OpenAi,
@@ -124,16 +123,7 @@ impl Translator {
                     self.items.push(Item::Done);
                     return Ok(());
                 }
-                let v: Value = serde_json::from_str(&ev.data)
-                    .map_err(|_| chat::stream_error("stream event is not JSON", "api_error"))?;
-                if let Some(e) = v.get("error") {
-                    return Err(chat::stream_error(
-                        e.get("message")
-                            .and_then(Value::as_str)
-                            .unwrap_or("provider error"),
-                        e.get("type").and_then(Value::as_str).unwrap_or("api_error"),
-                    ));
-                }
+                let v = chat::event_json(&ev.data, "type")?;
                 if let Some(u) = chat::usage_of(&v) {
                     self.usage = Some(u);
                 }
