@@ -3,7 +3,7 @@
 //! or `healthy_after` consecutive successes, and logs only on a flip.
 
 use crate::upstream::circuit::Breaker;
-use crate::upstream::io::ConnectError;
+use crate::upstream::exchange::ExchangeError;
 use crate::upstream::Upstream;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -166,23 +166,21 @@ pub async fn check(up: &Upstream, timeout: Duration) -> Result<(), String> {
     let path = up.cfg.health_path.as_deref().unwrap_or("/models");
     let mut head = up.head_start(b"GET", path.as_bytes(), 2);
     head.extend_from_slice(b"\r\n");
+    let deadline = std::time::Instant::now() + timeout;
     let run = async {
-        let mut conn = match up.pooled() {
-            Some(c) => c,
-            None => up.open().await.map_err(|e| match e {
-                ConnectError::Timeout => "connect: ConnectTimedout".to_string(),
-                ConnectError::Failed(kind) => format!("connect: {kind}"),
-                ConnectError::Tls(kind) => format!("tls: {kind}"),
-            })?,
-        };
-        conn.send(&head, &[])
+        // The same exchange as requests (a stale pooled connection is
+        // retried on a new one, not counted against the upstream).
+        let (mut conn, answer) = up
+            .exchange(&head, &[], deadline)
             .await
-            .map_err(|e| format!("write: {}", e.kind()))?;
-        let status = conn
-            .read_head()
-            .await
-            .map_err(|e| format!("read: {}", e.as_str()))?
-            .status;
+            .map_err(|e| match e {
+                ExchangeError::ConnectTimeout => "connect: ConnectTimedout".to_string(),
+                ExchangeError::Connect(kind) => format!("connect: {kind}"),
+                ExchangeError::Tls(kind) => format!("tls: {kind}"),
+                ExchangeError::Unanswered(reason) => reason,
+                ExchangeError::Head(e) => format!("read: {}", e.as_str()),
+                ExchangeError::ResponseTimeout => "health check timed out".to_string(),
+            })?;
         // Drain a small body so the connection can go back to the pool.
         let mut drained = 0usize;
         while let Ok(Some(b)) = conn.read_body().await {
@@ -192,10 +190,10 @@ pub async fn check(up: &Upstream, timeout: Duration) -> Result<(), String> {
             }
         }
         up.keep(conn);
-        if (200..300).contains(&status) {
+        if (200..300).contains(&answer.status) {
             Ok(())
         } else {
-            Err(format!("health check status {status}"))
+            Err(format!("health check status {}", answer.status))
         }
     };
     match tokio::time::timeout(timeout, run).await {
