@@ -45,21 +45,11 @@ fn split_responses(mut raw: &[u8]) -> Vec<Answer> {
         let line =
             String::from_utf8_lossy(&raw[..raw.iter().position(|b| *b == b'\r').unwrap_or(0)])
                 .into_owned();
-        let headers: Vec<(String, String)> = r
-            .headers
-            .iter()
-            .map(|h| {
-                (
-                    h.name.to_ascii_lowercase(),
-                    String::from_utf8_lossy(h.value).into_owned(),
-                )
-            })
+        let headers: Vec<(String, String)> = llmgate::mock::owned_headers(r.headers)
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect();
-        let len = headers
-            .iter()
-            .find(|(k, _)| k == "content-length")
-            .and_then(|(_, v)| v.parse::<usize>().ok())
-            .unwrap_or(raw.len() - n);
+        let len = llmgate::mock::content_length(&headers).unwrap_or(raw.len() - n);
         let end = (n + len).min(raw.len());
         out.push((line, headers, raw[n..end].to_vec()));
         raw = &raw[end..];

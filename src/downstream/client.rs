@@ -16,6 +16,7 @@
 //! served; answers then carry `connection: close`), and closing whenever
 //! framing is in doubt.
 
+use super::answer::{Answer, Framing};
 use super::head::{parse_head, BodyFraming, HeadError, Request};
 use crate::framing::{self, write_all_vectored, Decoder, Step};
 use crate::timer::Deadline;
@@ -63,16 +64,6 @@ enum ReqBody {
     Done,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    Length,
-    Chunked,
-    /// HTTP/1.0 client and no length: the close ends the body.
-    Close,
-    /// HEAD, 204, 304: a head only.
-    NoBody,
-}
-
 /// One accepted client connection.
 pub struct Client {
     stream: TcpStream,
@@ -87,16 +78,9 @@ pub struct Client {
     /// Bytes of empty lines skipped before the current request's line.
     blank: usize,
     body: ReqBody,
-    /// The answer's head, built until the first write sends it.
-    head: BytesMut,
-    head_sent: bool,
-    framing: Framing,
-    finished: bool,
-    status: u16,
+    /// The answer to the current request (head, framing, what was sent).
+    answer: Answer,
     keep_alive: bool,
-    http10: bool,
-    head_request: bool,
-    bytes_sent: usize,
 }
 
 impl Client {
@@ -109,15 +93,8 @@ impl Client {
             buf: BytesMut::new(),
             blank: 0,
             body: ReqBody::Done,
-            head: BytesMut::new(),
-            head_sent: false,
-            framing: Framing::NoBody,
-            finished: true,
-            status: 0,
+            answer: Answer::default(),
             keep_alive: true,
-            http10: false,
-            head_request: false,
-            bytes_sent: 0,
         }
     }
 
@@ -125,10 +102,7 @@ impl Client {
     /// is bounded by [`KEEPALIVE_IDLE`] and ends early when the server stops;
     /// from its first byte the whole head must arrive within `header_timeout`.
     pub async fn read_request(&mut self, limits: &HeadLimits) -> Result<Request, HeadError> {
-        self.status = 0;
-        self.head_sent = false;
-        self.finished = false;
-        self.bytes_sent = 0;
+        self.answer.reset();
         self.blank = 0;
         let mut started: Option<Instant> = None;
         loop {
@@ -218,8 +192,8 @@ impl Client {
         };
         let req = parsed.request;
         self.keep_alive = parsed.keep_alive;
-        self.http10 = req.http10;
-        self.head_request = req.method == http::Method::HEAD;
+        self.answer.http10 = req.http10;
+        self.answer.head_request = req.method == http::Method::HEAD;
         Ok(Some(req))
     }
 
@@ -305,7 +279,7 @@ impl Client {
 
     /// Answer `Expect: 100-continue` (HTTP/1.1 only; 1.0 clients never wait).
     pub async fn write_continue(&mut self) -> io::Result<()> {
-        if self.http10 {
+        if self.answer.http10 {
             return Ok(());
         }
         self.stream
@@ -352,72 +326,26 @@ impl Client {
 
     /// Start the answer's head.
     pub fn start(&mut self, status: u16) {
-        self.status = status;
-        self.head.clear();
-        self.head.reserve(256);
-        self.head.extend_from_slice(if self.http10 {
-            b"HTTP/1.0 "
-        } else {
-            b"HTTP/1.1 "
-        });
-        let mut n = itoa::Buffer::new();
-        self.head.extend_from_slice(n.format(status).as_bytes());
-        self.head.extend_from_slice(b" ");
-        let reason = http::StatusCode::from_u16(status)
-            .ok()
-            .and_then(|s| s.canonical_reason())
-            .unwrap_or("");
-        self.head.extend_from_slice(reason.as_bytes());
-        self.head.extend_from_slice(b"\r\n");
+        self.answer.start(status);
     }
 
-    /// One header line. Callers pass names and values free of CR and LF (our
-    /// constants, or values an HTTP parser accepted).
+    /// One header line (names and values free of CR and LF).
     pub fn header(&mut self, name: &[u8], value: &[u8]) {
-        crate::upstream::h1::put_header(&mut self.head, name, value);
+        self.answer.header(name, value);
     }
 
-    /// [`Self::header`] with the name in lower case, as HTTP/2 and most
-    /// proxies pass names on (an upstream's own spelling is not kept).
+    /// A header whose name goes out in lower case.
     pub fn header_lowercase(&mut self, name: &[u8], value: &[u8]) {
-        let at = self.head.len();
-        self.header(name, value);
-        self.head[at..at + name.len()].make_ascii_lowercase();
+        self.answer.header_lowercase(name, value);
     }
 
-    /// End the head: `length` for a body of known size, else chunked (or, for
-    /// an HTTP/1.0 client, ended by closing). While the server shuts down, every
-    /// answer is its connection's last.
+    /// End the head (see [`Answer::end_head`]). While the server shuts down,
+    /// every answer is its connection's last.
     pub fn end_head(&mut self, length: Option<u64>) {
         if *self.shutdown.borrow() {
             self.keep_alive = false;
         }
-        let bodiless = matches!(self.status, 204 | 304) || (100..200).contains(&self.status);
-        self.framing = match length {
-            _ if bodiless => Framing::NoBody,
-            Some(l) => {
-                let mut n = itoa::Buffer::new();
-                self.header(b"content-length", n.format(l).as_bytes());
-                Framing::Length
-            }
-            None if self.http10 => {
-                self.keep_alive = false;
-                Framing::Close
-            }
-            None => {
-                self.header(b"transfer-encoding", b"chunked");
-                Framing::Chunked
-            }
-        };
-        if self.head_request {
-            self.framing = Framing::NoBody;
-        }
-        if !self.keep_alive {
-            self.header(b"connection", b"close");
-        } else if self.http10 {
-            self.header(b"connection", b"keep-alive");
-        }
-        self.head.extend_from_slice(b"\r\n");
+        self.answer.end_head(length, &mut self.keep_alive);
     }
 
     /// Send a body piece (and the head, if not sent yet) in one write. `last`:
@@ -425,54 +353,25 @@ impl Client {
     pub async fn write_body(&mut self, piece: &[u8], last: bool) -> io::Result<()> {
         let frame = framing::FrameHead::new(piece.len());
         let mut slices = [IoSlice::new(&[]); 5];
-        let mut k = 0;
-        if !self.head_sent {
-            slices[k] = IoSlice::new(&self.head);
-            k += 1;
-        }
-        let chunked = self.framing == Framing::Chunked;
-        if self.framing != Framing::NoBody {
-            if !piece.is_empty() {
-                if chunked {
-                    slices[k] = IoSlice::new(frame.as_bytes());
-                    k += 1;
-                }
-                slices[k] = IoSlice::new(piece);
-                k += 1;
-                self.bytes_sent += piece.len();
-                if chunked {
-                    slices[k] = IoSlice::new(b"\r\n");
-                    k += 1;
-                }
-            }
-            if last && chunked {
-                slices[k] = IoSlice::new(framing::LAST_CHUNK);
-                k += 1;
-            }
-        }
-        let r = write_all_vectored(&mut self.stream, &mut slices[..k]).await;
-        self.head_sent = true;
-        if last {
-            self.finished = true;
-        }
-        r
+        let k = self.answer.slices(piece, last, &frame, &mut slices);
+        write_all_vectored(&mut self.stream, &mut slices[..k]).await
     }
 
     /// Status of the answer begun for this request (0: none).
     pub fn status(&self) -> u16 {
-        self.status
+        self.answer.status
     }
 
     /// Body bytes sent to the client for this request.
     pub fn bytes_sent(&self) -> usize {
-        self.bytes_sent
+        self.answer.bytes_sent
     }
 
     /// Whether the connection can carry another request: the answer was
     /// completed with its framing and nothing forbids reuse. An unread request
     /// body is drained first (bounded), so the next head is found where it starts.
     pub async fn reusable(&mut self) -> bool {
-        if !self.finished || !self.keep_alive || self.framing == Framing::Close {
+        if !self.answer.finished || !self.keep_alive || self.answer.framing == Framing::Close {
             return false;
         }
         if self.body == ReqBody::Done {

@@ -3,6 +3,7 @@
 //! was the largest cost left); the admin listener keeps Pingora's HTTP/1 loop
 //! with a header deadline added ([`guard::Guarded`]).
 
+mod answer;
 pub mod client;
 mod client_side;
 pub mod connection;

@@ -225,21 +225,8 @@ async fn read_request(stream: &mut TcpStream, buf: &mut BytesMut) -> Option<Seen
             Ok(httparse::Status::Complete(head_len)) => {
                 let method = req.method.unwrap_or("").to_string();
                 let path = req.path.unwrap_or("").to_string();
-                let headers: Vec<(String, String)> = req
-                    .headers
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_string(),
-                            String::from_utf8_lossy(h.value).into_owned(),
-                        )
-                    })
-                    .collect();
-                let len = headers
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                    .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
+                let headers = owned_headers(req.headers);
+                let len = content_length(&headers).unwrap_or(0);
                 buf.advance(head_len);
                 while buf.len() < len {
                     if stream.read_buf(buf).await.ok()? == 0 {
@@ -262,6 +249,28 @@ async fn read_request(stream: &mut TcpStream, buf: &mut BytesMut) -> Option<Seen
             Err(_) => return None,
         }
     }
+}
+
+/// A parsed head's headers as owned (name, value) pairs, values decoded
+/// lossily: the mock's request reader and the tests' answer readers share it.
+pub fn owned_headers(headers: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|h| {
+            (
+                h.name.to_string(),
+                String::from_utf8_lossy(h.value).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The Content-Length among `headers` (any case), if there is a valid one.
+pub fn content_length(headers: &[(String, String)]) -> Option<usize> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
 }
 
 /// `stream_options.include_usage` of a request body (as OpenAI reads it).

@@ -381,16 +381,7 @@ pub async fn read_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Respon
         let mut r = httparse::Response::new(&mut hs);
         if let Ok(httparse::Status::Complete(n)) = r.parse(&buf) {
             let status = r.code.unwrap_or(0);
-            let headers: Vec<(String, String)> = r
-                .headers
-                .iter()
-                .map(|h| {
-                    (
-                        h.name.to_string(),
-                        String::from_utf8_lossy(h.value).into_owned(),
-                    )
-                })
-                .collect();
+            let headers = llmgate::mock::owned_headers(r.headers);
             if status == 100 {
                 buf.drain(..n);
                 continue;
