@@ -34,7 +34,6 @@ pub enum GatewayError {
     /// The shared limit state (Redis) cannot be reached and
     /// `state.on_error` is `deny`.
     StateUnavailable,
-    Internal(String),
 }
 
 impl GatewayError {
@@ -51,7 +50,6 @@ impl GatewayError {
             Self::RateLimited { .. } | Self::QuotaExceeded { .. } => 429,
             Self::Upstream { status, .. } => *status,
             Self::StateUnavailable => 503,
-            Self::Internal(_) => 500,
         }
     }
 
@@ -75,7 +73,6 @@ impl GatewayError {
             Self::Upstream { status: 429, .. } => ("rate_limit_error", "upstream_rate_limited"),
             Self::Upstream { .. } => ("upstream_error", "upstream_error"),
             Self::StateUnavailable => ("server_error", "state_unavailable"),
-            Self::Internal(_) => ("server_error", "internal_error"),
         }
     }
 
@@ -114,7 +111,6 @@ impl GatewayError {
             Self::StateUnavailable => {
                 "the shared rate-limit state is unreachable; try again shortly".into()
             }
-            Self::Internal(m) => format!("internal error: {m}"),
         }
     }
 

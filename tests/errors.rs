@@ -203,11 +203,7 @@ async fn rate_limit_per_key() {
 #[tokio::test(flavor = "multi_thread")]
 async fn health_follows_upstream_checks() {
     let good = ok_mock().await;
-    let bad = mock(Behavior::Status {
-        status: 500,
-        headers: vec![],
-    })
-    .await;
+    let bad = status_mock(500).await;
     let ups = upstream("good", &good.url(), "") + &upstream("bad", &bad.url(), "");
     let models = "  chat: [{upstream: bad}, {upstream: good}]\n";
     let yaml = config(&ups, models, "").replace(
@@ -262,16 +258,7 @@ async fn no_secret_in_responses_or_logs() {
     let ok = ok_mock().await;
     let ups = upstream("good", &ok.url(), "")
         + &upstream("down", &dead_url(), "")
-        + &upstream(
-            "limited",
-            &mock(Behavior::Status {
-                status: 429,
-                headers: vec![],
-            })
-            .await
-            .url(),
-            "",
-        );
+        + &upstream("limited", &status_mock(429).await.url(), "");
     let models = "  chat: [{upstream: down}, {upstream: good, priority: 2}]\n  fail: [{upstream: down}, {upstream: limited}]\n";
     let gw = Gateway::start(&config(&ups, models, "")).await;
     let mut texts = Vec::new();

@@ -55,11 +55,7 @@ async fn rewrites_model_and_auth_and_never_forwards_client_key() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn priority_order_and_failover_on_503() {
-    let a = mock(Behavior::Status {
-        status: 503,
-        headers: vec![],
-    })
-    .await;
+    let a = status_mock(503).await;
     let b = ok_mock().await;
     let gw = Gateway::start(&two_tier(&a.url(), &b.url(), "")).await;
     let r = gw.chat("chat").await;
@@ -248,11 +244,7 @@ async fn all_failed_statuses() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn max_attempts_caps_the_loop() {
-    let a = mock(Behavior::Status {
-        status: 500,
-        headers: vec![],
-    })
-    .await;
+    let a = status_mock(500).await;
     let ups =
         upstream("a", &a.url(), "") + &upstream("b", &a.url(), "") + &upstream("c", &a.url(), "");
     let yaml = config(

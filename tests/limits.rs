@@ -178,11 +178,7 @@ async fn a_stream_settles_to_its_usage_when_it_ends_and_to_the_estimate_when_the
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_nobody_answered_gives_its_tokens_back() {
-    let down = mock(Behavior::Status {
-        status: 503,
-        headers: vec![],
-    })
-    .await;
+    let down = status_mock(503).await;
     let ups = upstream("down", &down.url(), "");
     let gw = Gateway::start(&with_limits(
         &ups,

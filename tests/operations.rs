@@ -54,11 +54,7 @@ async fn admin_requires_its_key() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_parse_and_count() {
-    let a = mock(Behavior::Status {
-        status: 503,
-        headers: vec![],
-    })
-    .await;
+    let a = status_mock(503).await;
     let b = ok_mock().await;
     let gw = Gateway::start(&admin_cfg(&a.url(), &b.url(), "")).await;
     for _ in 0..3 {
@@ -325,11 +321,7 @@ async fn reload_under_load_with_streams_in_flight_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn access_log_is_json_and_has_no_secrets() {
-    let a = mock(Behavior::Status {
-        status: 503,
-        headers: vec![],
-    })
-    .await;
+    let a = status_mock(503).await;
     let b = ok_mock().await;
     let gw = Gateway::start(&admin_cfg(&a.url(), &b.url(), "")).await;
     let mut h = auth();

@@ -21,11 +21,7 @@ fn breaker_cfg(a: &str, b: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn breaker_opens_half_opens_and_closes() {
-    let a = mock(Behavior::Status {
-        status: 503,
-        headers: vec![],
-    })
-    .await;
+    let a = status_mock(503).await;
     let b = ok_mock().await;
     let gw = Gateway::start(&breaker_cfg(&a.url(), &b.url())).await;
     for _ in 0..2 {
@@ -56,11 +52,7 @@ async fn breaker_opens_half_opens_and_closes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_trial_reopens() {
-    let a = mock(Behavior::Status {
-        status: 500,
-        headers: vec![],
-    })
-    .await;
+    let a = status_mock(500).await;
     let b = ok_mock().await;
     let gw = Gateway::start(&breaker_cfg(&a.url(), &b.url())).await;
     gw.chat("chat").await;
@@ -114,11 +106,7 @@ async fn retry_after_cools_an_upstream_down() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn client_errors_never_open_the_breaker() {
-    let a = mock(Behavior::Status {
-        status: 400,
-        headers: vec![],
-    })
-    .await;
+    let a = status_mock(400).await;
     let b = ok_mock().await;
     let gw = Gateway::start(&breaker_cfg(&a.url(), &b.url())).await;
     for _ in 0..6 {

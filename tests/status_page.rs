@@ -52,11 +52,7 @@ async fn the_status_page_shows_live_numbers_in_a_browser() {
         eprintln!("SKIPPED: no chromium on this machine (apt-get install chromium)");
         return;
     };
-    let a = mock(Behavior::Status {
-        status: 503,
-        headers: vec![],
-    })
-    .await;
+    let a = status_mock(503).await;
     let b = ok_mock().await;
     let ups = upstream("a", &a.url(), "") + &upstream("b", &b.url(), "");
     let gw = Gateway::start(&format!(

@@ -49,6 +49,7 @@ impl Default for Answer {
 
 impl Answer {
     /// A new request: nothing of its answer exists yet.
+    #[inline]
     pub(super) fn reset(&mut self) {
         self.status = 0;
         self.head_sent = false;
@@ -57,6 +58,7 @@ impl Answer {
     }
 
     /// Start the head: the status line.
+    #[inline]
     pub(super) fn start(&mut self, status: u16) {
         self.status = status;
         self.head.clear();
@@ -79,12 +81,14 @@ impl Answer {
 
     /// One header line. Callers pass names and values free of CR and LF (our
     /// constants, or values an HTTP parser accepted).
+    #[inline]
     pub(super) fn header(&mut self, name: &[u8], value: &[u8]) {
         crate::upstream::h1::put_header(&mut self.head, name, value);
     }
 
     /// [`Self::header`] with the name in lower case, as HTTP/2 and most
     /// proxies pass names on (an upstream's own spelling is not kept).
+    #[inline]
     pub(super) fn header_lowercase(&mut self, name: &[u8], value: &[u8]) {
         let at = self.head.len();
         self.header(name, value);
@@ -94,6 +98,7 @@ impl Answer {
     /// End the head: `length` for a body of known size, else chunked (or,
     /// for an HTTP/1.0 client, ended by closing, which clears `keep_alive`).
     /// `keep_alive` false: the head says `connection: close`.
+    #[inline]
     pub(super) fn end_head(&mut self, length: Option<u64>, keep_alive: &mut bool) {
         let bodiless = matches!(self.status, 204 | 304) || (100..200).contains(&self.status);
         self.framing = match length {
@@ -128,6 +133,7 @@ impl Answer {
     /// chunk-size line), then the last chunk when `last` ends a chunked
     /// body. Counts the body bytes and marks the head sent and the body
     /// finished, as the write will.
+    #[inline]
     pub(super) fn slices<'a>(
         &'a mut self,
         piece: &'a [u8],

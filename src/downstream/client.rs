@@ -17,8 +17,9 @@
 //! framing is in doubt.
 
 use super::answer::{Answer, Framing};
-use super::head::{parse_head, BodyFraming, HeadError, Request};
-use crate::framing::{self, write_all_vectored, Decoder, Step};
+use super::head::{parse_head, HeadError, Request};
+use super::request_body::{Next, ReqBody};
+use crate::framing::{self, write_all_vectored};
 use crate::timer::Deadline;
 use bytes::{Buf, Bytes, BytesMut};
 use pingora::prelude::fast_timeout::fast_timeout;
@@ -55,13 +56,6 @@ pub const TIMEOUT_RESPONSE: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-ty
 pub struct HeadLimits {
     pub max_header_bytes: usize,
     pub header_timeout: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ReqBody {
-    Length(u64),
-    Chunked(Decoder),
-    Done,
 }
 
 /// One accepted client connection.
@@ -184,12 +178,8 @@ impl Client {
             return Ok(None);
         };
         self.buf.advance(parsed.len);
-        self.body = match parsed.body {
-            // Extensions and trailers are bounded like the head they extend.
-            BodyFraming::Chunked => ReqBody::Chunked(Decoder::new(max_header_bytes)),
-            BodyFraming::Length(l) => ReqBody::Length(l),
-            BodyFraming::None => ReqBody::Done,
-        };
+        // Extensions and trailers are bounded like the head they extend.
+        self.body = ReqBody::of(parsed.body, max_header_bytes);
         let req = parsed.request;
         self.keep_alive = parsed.keep_alive;
         self.answer.http10 = req.http10;
@@ -200,10 +190,7 @@ impl Client {
     /// The request body's length as its Content-Length gave it, before any of
     /// it is read (`None`: chunked or already read).
     pub fn body_length(&self) -> Option<u64> {
-        match self.body {
-            ReqBody::Length(l) => Some(l),
-            _ => None,
-        }
+        self.body.length()
     }
 
     /// The next piece of the request body; `Ok(None)` at its end. Pieces are
@@ -228,34 +215,14 @@ impl Client {
         limit: Option<(Duration, Instant)>,
     ) -> io::Result<Option<Bytes>> {
         loop {
-            match self.body {
-                ReqBody::Done => return Ok(None),
-                ReqBody::Length(left) => {
-                    if !self.buf.is_empty() {
-                        let (piece, left) = framing::take_length(&mut self.buf, left);
-                        self.body = if left == 0 {
-                            ReqBody::Done
-                        } else {
-                            ReqBody::Length(left)
-                        };
-                        return Ok(Some(piece));
-                    }
-                }
-                ReqBody::Chunked(mut d) => {
-                    let step = d
-                        .step(&mut self.buf)
-                        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk"))?;
-                    self.body = if d.is_done() {
-                        ReqBody::Done
-                    } else {
-                        ReqBody::Chunked(d)
-                    };
-                    match step {
-                        Step::Data(b) => return Ok(Some(b)),
-                        Step::Done => return Ok(None),
-                        Step::More => {}
-                    }
-                }
+            let next = self
+                .body
+                .next(&mut self.buf)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad chunk"))?;
+            match next {
+                Next::Piece(b) => return Ok(Some(b)),
+                Next::End => return Ok(None),
+                Next::More => {}
             }
             self.buf.reserve(READ_SIZE);
             let read = self.stream.read_buf(&mut self.buf);

@@ -10,6 +10,7 @@ pub mod connection;
 pub mod guard;
 pub mod head;
 pub mod listener;
+mod request_body;
 
 pub use client::{Client, HeadLimits};
 pub use guard::Guarded;

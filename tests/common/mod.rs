@@ -47,6 +47,16 @@ pub async fn mock(b: Behavior) -> Mock {
     .expect("mock")
 }
 
+/// A mock that answers every request with `status` (an error body in the
+/// provider's shape for the endpoint).
+pub async fn status_mock(status: u16) -> Mock {
+    mock(Behavior::Status {
+        status,
+        headers: vec![],
+    })
+    .await
+}
+
 pub async fn ok_mock() -> Mock {
     mock(Behavior::default()).await
 }
