@@ -1,7 +1,7 @@
 //! `Runtime`: everything the request path needs, built from a validated `Config`
 //! and held in an `ArcSwap`. A request pins the snapshot it started with.
 
-use crate::config::Config;
+use crate::config::{Config, Problems};
 use crate::limits::KeyLimits;
 use crate::routing::ModelRoute;
 use crate::telemetry::ModelSeries;
@@ -55,7 +55,7 @@ impl Runtime {
         config: Config,
         base: &ConnectorOptions,
         previous: Option<&Runtime>,
-    ) -> Result<Runtime, Vec<String>> {
+    ) -> Result<Runtime, Problems> {
         let mut errors = Vec::new();
         // Connectors own the connection pools: reuse the previous ones so a reload
         // keeps warm connections to upstreams that stay.
@@ -88,7 +88,7 @@ impl Runtime {
             }
         }
         if !errors.is_empty() {
-            return Err(errors);
+            return Err(Problems(errors));
         }
         let models = config
             .models

@@ -128,7 +128,7 @@ impl AdminApi {
                     "application/json",
                     Bytes::from(
                         json!({"error": {"message": "config rejected; the previous config is still serving",
-                            "type": "invalid_request_error", "code": "invalid_config", "problems": problems}})
+                            "type": "invalid_request_error", "code": "invalid_config", "problems": problems.lines()}})
                         .to_string(),
                     ),
                 ),

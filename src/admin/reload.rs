@@ -3,7 +3,7 @@
 //! it in whole. A failed build keeps the old runtime serving. In-flight requests
 //! finish on the snapshot they started with.
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, Problems};
 use crate::state::{Runtime, SharedRuntime};
 use async_trait::async_trait;
 use pingora::connectors::ConnectorOptions;
@@ -99,14 +99,14 @@ fn restart_only(old: &Config, new: &Config) -> Vec<NotApplied> {
 impl Reloader {
     /// Reload now; on failure the old config keeps serving and the problems
     /// are returned. On success: the settings that did not take effect.
-    pub fn reload(&self) -> Result<Vec<NotApplied>, Vec<String>> {
+    pub fn reload(&self) -> Result<Vec<NotApplied>, Problems> {
         let result = self.reload_now();
         let details = match &result {
             Ok(n) => n
                 .iter()
                 .map(|n| format!("`{}` not applied: {}", n.key, n.why))
                 .collect(),
-            Err(problems) => problems.clone(),
+            Err(problems) => problems.lines(),
         };
         if let Ok(mut h) = self.history.lock() {
             if h.len() == HISTORY {
@@ -131,13 +131,13 @@ impl Reloader {
             .unwrap_or_default()
     }
 
-    fn reload_now(&self) -> Result<Vec<NotApplied>, Vec<String>> {
+    fn reload_now(&self) -> Result<Vec<NotApplied>, Problems> {
         let Some(path) = &self.path else {
-            return Err(vec![
-                "this instance runs the built-in demo config: nothing to reload".into(),
-            ]);
+            return Err(Problems::whole(
+                "this instance runs the built-in demo config: nothing to reload",
+            ));
         };
-        let cfg = config::load(path).map_err(|e| e.problems.lines())?;
+        let cfg = config::load(path).map_err(|e| e.problems)?;
         let old = self.runtime.load_full();
         let mut not_applied = restart_only(&old.config, &cfg);
         if cfg.log_level != old.config.log_level {

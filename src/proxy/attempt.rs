@@ -207,12 +207,14 @@ pub async fn run<C: ClientSide>(
                 let verdict = f.verdict();
                 last_timeout = verdict == Verdict::TimedOut;
                 failed_tier = Some(target.priority);
-                up.health.count_failure();
                 ctx.metrics
                     .attempts
                     .with_label_values(&[up.name(), f.label()])
                     .inc();
-                record_failure(&rt, up, f.retry_after());
+                if f.counts_against_upstream() {
+                    up.health.count_failure();
+                    record_failure(&rt, up, f.retry_after());
+                }
                 match verdict {
                     Verdict::RateLimited(Some(ra)) => {
                         soonest_retry = Some(soonest_retry.map_or(ra, |s| s.min(ra)));

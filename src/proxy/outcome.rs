@@ -103,6 +103,22 @@ impl Failure {
         }
     }
 
+    /// Whether it counts against the upstream (its health's failure count
+    /// and its breaker). Every kind does today: even a fresh connection that
+    /// closes unanswered or a malformed answer is the upstream's doing (a
+    /// stale pooled connection never gets here: the exchange retries it).
+    pub(super) fn counts_against_upstream(&self) -> bool {
+        match self.kind {
+            FailKind::Connect
+            | FailKind::Tls
+            | FailKind::Timeout(_)
+            | FailKind::Status(..)
+            | FailKind::Broken
+            | FailKind::Malformed
+            | FailKind::Unanswered => true,
+        }
+    }
+
     /// Its weight on the all-failed answer.
     pub(super) fn verdict(&self) -> Verdict {
         match self.kind {
@@ -272,6 +288,7 @@ mod tests {
             assert_eq!(x.label(), label, "{kind:?}");
             assert_eq!(x.verdict(), verdict, "{kind:?}");
             assert_eq!(x.same_target_may_retry(), again, "{kind:?}");
+            assert!(x.counts_against_upstream(), "{kind:?}");
         }
         assert_eq!(f(FailKind::Status(429, wait)).retry_after(), wait);
         assert_eq!(f(FailKind::Tls).retry_after(), None);

@@ -8,7 +8,7 @@ pub mod health;
 pub mod io;
 pub mod pool;
 
-use crate::config::{Format, UpstreamConfig};
+use crate::config::{Format, Problem, UpstreamConfig};
 use crate::telemetry::AttemptSeries;
 use h1::Conn;
 use health::Health;
@@ -64,13 +64,13 @@ impl Upstream {
         connector: Arc<Connector>,
         health: Arc<Health>,
         pool_max: usize,
-    ) -> Result<Self, String> {
-        let addr = resolve(&cfg.host, cfg.port).ok_or_else(|| {
-            format!(
-                "upstreams.{}.base_url: cannot resolve host `{}`",
-                cfg.name, cfg.host
-            )
-        })?;
+    ) -> Result<Self, Problem> {
+        let problem = |key: &str, message: String| Problem {
+            path: Some(format!("upstreams.{}.{key}", cfg.name)),
+            message,
+        };
+        let addr = resolve(&cfg.host, cfg.port)
+            .ok_or_else(|| problem("base_url", format!("cannot resolve host `{}`", cfg.host)))?;
         let mut peer = HttpPeer::new(addr, cfg.tls, cfg.host.clone());
         peer.options.connection_timeout = Some(cfg.connect_timeout);
         peer.options.total_connection_timeout = Some(cfg.connect_timeout);
@@ -87,13 +87,12 @@ impl Upstream {
             format!("{host}:{}", cfg.port)
         };
         let authority = HeaderValue::from_str(&authority)
-            .map_err(|_| format!("upstreams.{}.base_url: bad host", cfg.name))?;
+            .map_err(|_| problem("base_url", "bad host".into()))?;
         let (key_header, key_prefix) = cfg.format.key_header();
         let auth = match &cfg.api_key {
             Some(k) => {
-                let mut v = HeaderValue::from_str(&format!("{key_prefix}{}", k.expose())).map_err(
-                    |_| format!("upstreams.{}.api_key: not a valid header value", cfg.name),
-                )?;
+                let mut v = HeaderValue::from_str(&format!("{key_prefix}{}", k.expose()))
+                    .map_err(|_| problem("api_key", "not a valid header value".into()))?;
                 v.set_sensitive(true);
                 Some((key_header, v))
             }
