@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod alloc;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod downstream;

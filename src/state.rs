@@ -1,11 +1,12 @@
 //! `Runtime`: everything the request path needs, built from a validated `Config`
 //! and held in an `ArcSwap`. A request pins the snapshot it started with.
 
+use crate::clock::now_ms;
 use crate::config::{Config, Problems};
 use crate::limits::KeyLimits;
 use crate::routing::ModelRoute;
 use crate::telemetry::ModelSeries;
-use crate::upstream::circuit::{now_ms, BreakerPolicy};
+use crate::upstream::circuit::BreakerPolicy;
 use crate::upstream::Upstream;
 use arc_swap::ArcSwap;
 use pingora::connectors::ConnectorOptions;

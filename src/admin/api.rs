@@ -3,12 +3,12 @@
 //! Pingora's plain HTTP server (`ServeHttp`), behind the header deadline.
 
 use super::reload::Reloader;
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::proxy::rewrite::ParsedBody;
 use crate::secret::Secret;
 use crate::state::{Runtime, SharedRuntime};
 use crate::telemetry::Metrics;
-use crate::upstream::circuit::now_ms;
 use crate::upstream::Upstream;
 use async_trait::async_trait;
 use bytes::Bytes;

@@ -1,10 +1,11 @@
 //! `GET /metrics`: the registry in Prometheus text format, with the gauges
 //! of state taken from the runtime and the usage totals at scrape time.
 
+use crate::clock::now_ms;
 use crate::limits::usage::{GroupBy, UsageMeter};
 use crate::state::Runtime;
 use crate::telemetry::Metrics;
-use crate::upstream::circuit::{now_ms, State};
+use crate::upstream::circuit::State;
 use prometheus::{Encoder, TextEncoder};
 
 /// Prometheus text format, with health gauges taken from `rt` now.

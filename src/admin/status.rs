@@ -5,9 +5,9 @@
 //! readings of cumulative counters, so the server keeps no windows.
 
 use super::reload::Reloader;
+use crate::clock::now_ms;
 use crate::limits::{Cell, KeyMeter};
 use crate::state::Runtime;
-use crate::upstream::circuit::now_ms;
 use crate::upstream::health::LATENCY_BOUNDS_MS;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;

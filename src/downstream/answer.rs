@@ -83,7 +83,7 @@ impl Answer {
     /// constants, or values an HTTP parser accepted).
     #[inline]
     pub(super) fn header(&mut self, name: &[u8], value: &[u8]) {
-        crate::upstream::h1::put_header(&mut self.head, name, value);
+        crate::framing::put_header(&mut self.head, name, value);
     }
 
     /// [`Self::header`] with the name in lower case, as HTTP/2 and most

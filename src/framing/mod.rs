@@ -271,6 +271,16 @@ pub async fn write_all_vectored<W: tokio::io::AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// One `name: value` header line, appended to a head being serialized
+/// (requests to upstreams, answers to clients). Callers pass names and
+/// values free of CR and LF.
+pub fn put_header(buf: &mut bytes::BytesMut, name: &[u8], value: &[u8]) {
+    buf.extend_from_slice(name);
+    buf.extend_from_slice(b": ");
+    buf.extend_from_slice(value);
+    buf.extend_from_slice(b"\r\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

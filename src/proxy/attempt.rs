@@ -13,6 +13,7 @@ use super::exchange::{budget, outgoing, try_target, Translated};
 use super::outcome::{record_failure, Verdict};
 use super::respond;
 use super::rewrite::ParsedBody;
+use crate::clock::{ms_at, now_ms};
 use crate::error::GatewayError;
 use crate::formats::chat::Unsupported;
 use crate::formats::{Pivot, Plan};
@@ -21,7 +22,6 @@ use crate::limits::quota;
 use crate::params::wants_usage;
 use crate::routing::{key_hash, ModelRoute, Target, TriedSet};
 use crate::state::Runtime;
-use crate::upstream::circuit::{ms_at, now_ms};
 use std::io;
 use std::time::{Duration, Instant};
 

@@ -2,9 +2,9 @@
 //! [`crate::headers`] applied once per request, then per upstream.
 
 use crate::framing::eq_ci;
+use crate::framing::put_header;
 use crate::front::Request;
 use crate::headers::{forwarded_by_default, has_underscore, is_guarded, ConnectionNames};
-use crate::upstream::h1::put_header;
 use bytes::BytesMut;
 
 /// The client's headers as they go upstream, written once per request.

@@ -2,8 +2,8 @@
 //! matches for the metric label and Retry-After), how a broken answer is
 //! classified, and its effect on the upstream's breaker.
 
+use crate::clock::now_ms;
 use crate::state::Runtime;
-use crate::upstream::circuit::now_ms;
 use crate::upstream::exchange::ExchangeError;
 use crate::upstream::h1::{H1Error, Head};
 use crate::upstream::Upstream;

@@ -7,23 +7,10 @@
 //! ```
 //! Separately, a `Retry-After` (or rate-limit reset) from the upstream cools it
 //! down until that time. Lock-free: a handful of atomics, times in milliseconds
-//! since a process-wide epoch.
+//! since a process-wide epoch (`crate::clock`).
 
-use once_cell::sync::Lazy;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
-
-static EPOCH: Lazy<Instant> = Lazy::new(Instant::now);
-
-/// Milliseconds since the process-wide epoch (never 0, so 0 can mean "unset").
-pub fn now_ms() -> u64 {
-    ms_at(Instant::now())
-}
-
-/// [`now_ms`] for an instant already read (one clock read serves several uses).
-pub fn ms_at(t: Instant) -> u64 {
-    t.saturating_duration_since(*EPOCH).as_millis() as u64 + 1
-}
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {

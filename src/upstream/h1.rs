@@ -370,14 +370,6 @@ impl Conn {
     }
 }
 
-/// One `name: value` request header line, appended to a head being serialized.
-pub fn put_header(buf: &mut BytesMut, name: &[u8], value: &[u8]) {
-    buf.extend_from_slice(name);
-    buf.extend_from_slice(b": ");
-    buf.extend_from_slice(value);
-    buf.extend_from_slice(b"\r\n");
-}
-
 fn parse_response<'h, 'b>(
     resp: &mut httparse::Response<'h, 'b>,
     buf: &'b [u8],

@@ -131,7 +131,7 @@ impl Health {
     ) -> Option<bool> {
         if ok {
             // An open breaker goes half-open at once: one real request decides.
-            self.breaker.half_open_now(super::circuit::now_ms());
+            self.breaker.half_open_now(crate::clock::now_ms());
             self.fails.store(0, Ordering::Relaxed);
             let oks = self.oks.fetch_add(1, Ordering::Relaxed) + 1;
             if oks >= healthy_after && !self.healthy.swap(true, Ordering::Relaxed) {

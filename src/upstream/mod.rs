@@ -145,12 +145,12 @@ impl Upstream {
         head.extend_from_slice(self.cfg.base_path.as_bytes());
         head.extend_from_slice(rest);
         head.extend_from_slice(b" HTTP/1.1\r\n");
-        h1::put_header(&mut head, b"host", self.authority.as_bytes());
+        crate::framing::put_header(&mut head, b"host", self.authority.as_bytes());
         if let Some((k, v)) = &self.auth {
-            h1::put_header(&mut head, k.as_bytes(), v.as_bytes());
+            crate::framing::put_header(&mut head, k.as_bytes(), v.as_bytes());
         }
         for (k, v) in &self.cfg.headers {
-            h1::put_header(&mut head, k.as_str().as_bytes(), v.as_bytes());
+            crate::framing::put_header(&mut head, k.as_str().as_bytes(), v.as_bytes());
         }
         if self.cfg.format == Format::Anthropic
             && !self
@@ -159,7 +159,7 @@ impl Upstream {
                 .iter()
                 .any(|(n, _)| n == ANTHROPIC_VERSION.0)
         {
-            h1::put_header(
+            crate::framing::put_header(
                 &mut head,
                 ANTHROPIC_VERSION.0.as_bytes(),
                 ANTHROPIC_VERSION.1.as_bytes(),
