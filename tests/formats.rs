@@ -1,83 +1,14 @@
 //! Provider formats through real sockets (design.md section 9): every inbound
 //! format (chat, Anthropic Messages, Responses) against every upstream format
-//! (openai, anthropic, gemini), plain and streamed; errors and mid-stream
-//! cuts in the client's format; failover across formats; same-format
-//! pass-through byte-identical. The mock answers in each provider's shape.
+//! (openai, anthropic, gemini), plain and streamed, tool calls, health-check
+//! key headers; same-format pass-through byte-identical. The mock answers in
+//! each provider's shape. Failure paths: tests/formats_failures.rs.
 
 mod common;
+use common::formats::*;
 use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
-
-/// The gateway with `chat` -> one target on upstream `up` of `format`.
-async fn one(format: &str, b: Behavior) -> (Mock, Gateway) {
-    let m = mock(b).await;
-    let gw = Gateway::start(&config(
-        &upstream("up", &m.url(), &format!("format: {format}")),
-        "  chat: [{upstream: up, model: m}]\n",
-        "",
-    ))
-    .await;
-    (m, gw)
-}
-
-fn ok() -> Behavior {
-    Behavior::Ok {
-        events: 4,
-        event_delay: Duration::ZERO,
-    }
-}
-
-fn messages_body(model: &str, stream: bool) -> String {
-    json!({"model": model, "max_tokens": 64, "stream": stream, "system": "be brief",
-        "messages": [{"role": "user", "content": "hi"}]})
-    .to_string()
-}
-
-fn anthropic_auth() -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("x-api-key", "sk-client-test-key-1"),
-        ("anthropic-version", "2023-06-01"),
-        ("content-type", "application/json"),
-    ]
-}
-
-/// `POST /v1/messages` for model `chat` as an Anthropic client.
-async fn messages(gw: &Gateway, stream: bool) -> Response {
-    gw.post(
-        "/v1/messages",
-        &anthropic_auth(),
-        &messages_body("chat", stream),
-    )
-    .await
-}
-
-/// `POST /v1/chat/completions` for model `chat`.
-async fn chat(gw: &Gateway, stream: bool) -> Response {
-    gw.post("/v1/chat/completions", &auth(), &chat_body("chat", stream))
-        .await
-}
-
-/// `event:` names of an SSE body, in order.
-fn event_names(body: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(body)
-        .lines()
-        .filter_map(|l| l.strip_prefix("event: ").map(str::to_string))
-        .collect()
-}
-
-fn chat_stream_text(body: &[u8]) -> String {
-    sse_data(body)
-        .iter()
-        .filter(|d| *d != "[DONE]")
-        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-        .filter_map(|v| {
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .map(str::to_string)
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn chat_to_anthropic_plain_and_streamed() {
@@ -262,183 +193,6 @@ async fn messages_to_openai_and_gemini_translated_both_ways() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn gateway_errors_on_messages_use_anthropics_shape() {
-    let (_m, gw) = one("openai", ok()).await;
-    let r = gw
-        .post(
-            "/v1/messages",
-            &anthropic_auth(),
-            &messages_body("nope", false),
-        )
-        .await;
-    assert_eq!(r.status, 404);
-    assert_eq!(r.json()["error"]["type"], "not_found_error", "{}", r.text());
-    assert_eq!(r.json()["type"], "error");
-    let r = gw
-        .post(
-            "/v1/messages",
-            &[("content-type", "application/json")],
-            &messages_body("chat", false),
-        )
-        .await;
-    assert_eq!(r.status, 401);
-    assert_eq!(r.json()["error"]["type"], "authentication_error");
-    let r = gw
-        .post(
-            "/v1/messages/count_tokens",
-            &anthropic_auth(),
-            &messages_body("chat", false),
-        )
-        .await;
-    assert_eq!(r.status, 200);
-    assert!(r.json()["input_tokens"].as_u64().unwrap() > 0);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn provider_errors_reach_the_client_in_its_shape() {
-    let (_m, gw) = one(
-        "anthropic",
-        Behavior::Status {
-            status: 400,
-            headers: vec![],
-        },
-    )
-    .await;
-    let r = chat(&gw, false).await;
-    assert_eq!(r.status, 400);
-    assert_eq!(r.json()["error"]["message"], "mock failure 400");
-    assert_eq!(r.json()["error"]["type"], "invalid_request_error");
-    let (_m, gw) = one(
-        "openai",
-        Behavior::Status {
-            status: 422,
-            headers: vec![],
-        },
-    )
-    .await;
-    let r = messages(&gw, false).await;
-    assert_eq!(r.status, 422);
-    assert_eq!(
-        r.json(),
-        json!({"type": "error", "error": {"type": "invalid_request_error", "message": "mock failure 422"}})
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn overload_answers_fail_over_across_formats_whatever_retry_on_says() {
-    for (format, status) in [("anthropic", 529), ("gemini", 429), ("gemini", 503)] {
-        let a = mock(Behavior::Status {
-            status,
-            headers: vec![],
-        })
-        .await;
-        let b = ok_mock().await;
-        let ups = upstream("a", &a.url(), &format!("format: {format}, retry_on: [500]"))
-            + &upstream("b", &b.url(), "");
-        let gw = Gateway::start(&config(
-            &ups,
-            "  chat:\n    - {upstream: a, model: ma, priority: 1}\n    - {upstream: b, model: mb, priority: 2}\n",
-            "",
-        ))
-        .await;
-        for stream in [false, true] {
-            let r = chat(&gw, stream).await;
-            assert_eq!(r.status, 200, "{format} {status}: {}", r.text());
-            assert_eq!(r.attempts(), 2);
-            assert_eq!(r.header("x-llmgate-upstream"), Some("b"));
-            let r = messages(&gw, stream).await;
-            assert_eq!(r.status, 200, "{format} {status}: {}", r.text());
-            assert_eq!(r.header("x-llmgate-upstream"), Some("b"));
-            if stream {
-                assert_eq!(
-                    event_names(&r.body).last().map(String::as_str),
-                    Some("message_stop")
-                );
-            } else {
-                assert_eq!(
-                    r.json()["type"],
-                    "message",
-                    "Anthropic client, OpenAI target"
-                );
-            }
-        }
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_stream_cut_after_commit_ends_with_an_error_in_the_clients_format() {
-    // Anthropic client, OpenAI target that drops mid-stream.
-    let (_m, gw) = one("openai", Behavior::StreamThenDrop { events: 3 }).await;
-    let r = messages(&gw, true).await;
-    assert_eq!(r.status, 200);
-    let names = event_names(&r.body);
-    assert_eq!(
-        names.last().map(String::as_str),
-        Some("error"),
-        "{}",
-        r.text()
-    );
-    let last: Value = serde_json::from_str(sse_data(&r.body).last().unwrap()).unwrap();
-    assert_eq!(last["type"], "error");
-    // Anthropic client, Anthropic target (pass-through): the same error event.
-    let (_m, gw) = one("anthropic", Behavior::StreamThenDrop { events: 3 }).await;
-    let r = messages(&gw, true).await;
-    assert_eq!(
-        event_names(&r.body).last().map(String::as_str),
-        Some("error")
-    );
-    // Chat client, Anthropic target: OpenAI's in-band error.
-    let r = chat(&gw, true).await;
-    let last: Value = serde_json::from_str(sse_data(&r.body).last().unwrap()).unwrap();
-    assert_eq!(last["error"]["code"], "stream_interrupted", "{}", r.text());
-    assert_eq!(chat_stream_text(&r.body), "tok0 tok1 tok2 ");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn responses_pass_to_openai_and_are_refused_where_they_cannot_go() {
-    let (m, gw) = one("openai", ok()).await;
-    let body = json!({"model": "chat", "input": "hi", "stream": true}).to_string();
-    let r = gw.post("/v1/responses", &auth(), &body).await;
-    assert_eq!(r.status, 200);
-    assert_eq!(
-        event_names(&r.body).first().map(String::as_str),
-        Some("response.created")
-    );
-    let sent = m.seen().last().cloned().unwrap();
-    assert_eq!(sent.path, "/v1/responses");
-    assert!(
-        !String::from_utf8_lossy(&sent.body).contains("stream_options"),
-        "the Responses API takes no stream_options"
-    );
-    let (_m, gw) = one("anthropic", ok()).await;
-    let r = gw.post("/v1/responses", &auth(), &body).await;
-    assert_eq!(r.status, 400);
-    assert!(
-        r.json()["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("/v1/responses cannot be translated to format anthropic"),
-        "{}",
-        r.text()
-    );
-    let r = gw
-        .post(
-            "/v1/embeddings",
-            &auth(),
-            &json!({"model": "chat", "input": "x"}).to_string(),
-        )
-        .await;
-    assert_eq!(r.status, 400);
-    let (_m, gw) = one("anthropic", ok()).await;
-    let n2 = json!({"model": "chat", "n": 2, "messages": [{"role": "user", "content": "hi"}]});
-    let r = gw
-        .post("/v1/chat/completions", &auth(), &n2.to_string())
-        .await;
-    assert_eq!(r.status, 400);
-    assert!(r.text().contains("`n` greater than 1"), "{}", r.text());
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn the_mock_answers_each_openai_endpoint_in_its_shape() {
     let m = ok_mock().await;
     let addr = m.addr.to_string();
@@ -475,33 +229,6 @@ async fn the_mock_answers_each_openai_endpoint_in_its_shape() {
     let usage: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
     assert_eq!(usage["choices"], json!([]));
     assert!(usage["usage"]["total_tokens"].as_u64().is_some());
-}
-
-fn raw(content_type: &str, body: Value) -> Behavior {
-    Behavior::Raw {
-        content_type: content_type.into(),
-        body: body.to_string(),
-    }
-}
-
-fn raw_sse(events: &[(&str, Value)]) -> Behavior {
-    let body: String = events
-        .iter()
-        .map(|(name, data)| {
-            // A JSON string is written raw (`[DONE]`).
-            let data = data
-                .as_str()
-                .map_or_else(|| data.to_string(), str::to_string);
-            match *name {
-                "" => format!("data: {data}\n\n"),
-                n => format!("event: {n}\ndata: {data}\n\n"),
-            }
-        })
-        .collect();
-    Behavior::Raw {
-        content_type: "text/event-stream".into(),
-        body,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -608,41 +335,6 @@ async fn tool_calls_cross_formats_plain_and_streamed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_anthropic_target_failing_before_commit_fails_over_to_an_openai_one() {
-    for fault in [
-        Behavior::CloseAfterHeaders,
-        Behavior::Close,
-        Behavior::StallAfterHeaders(Duration::from_secs(5)),
-    ] {
-        let a = mock(fault.clone()).await;
-        let b = ok_mock().await;
-        let ups = upstream(
-            "a",
-            &a.url(),
-            "format: anthropic, first_token_timeout: 300ms",
-        ) + &upstream("b", &b.url(), "");
-        let gw = Gateway::start(&config(
-            &ups,
-            "  chat:\n    - {upstream: a, model: ma, priority: 1}\n    - {upstream: b, model: mb, priority: 2}\n",
-            "",
-        ))
-        .await;
-        let r = chat(&gw, true).await;
-        assert_eq!(r.status, 200, "{fault:?}");
-        assert_eq!(r.attempts(), 2);
-        assert_eq!(r.header("x-llmgate-upstream"), Some("b"));
-        assert_eq!(chat_stream_text(&r.body), "tok0 tok1 tok2 tok3 tok4 ");
-        let r = messages(&gw, true).await;
-        assert_eq!(r.status, 200, "{fault:?}");
-        assert_eq!(
-            event_names(&r.body).first().map(String::as_str),
-            Some("message_start")
-        );
-        assert_eq!(a.hits(), 2, "one attempt each");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn health_checks_use_each_formats_key_header() {
     for (format, header, bearer) in [
         ("anthropic", "x-api-key", false),
@@ -678,23 +370,6 @@ async fn health_checks_use_each_formats_key_header() {
         }
         drop(gw);
     }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_responses_stream_cut_ends_with_a_responses_error_event() {
-    let (_m, gw) = one("openai", Behavior::StreamThenDrop { events: 2 }).await;
-    let body = json!({"model": "chat", "input": "hi", "stream": true}).to_string();
-    let r = gw.post("/v1/responses", &auth(), &body).await;
-    assert_eq!(r.status, 200);
-    assert_eq!(
-        event_names(&r.body).last().map(String::as_str),
-        Some("error"),
-        "{}",
-        r.text()
-    );
-    let last: Value = serde_json::from_str(sse_data(&r.body).last().unwrap()).unwrap();
-    assert_eq!(last["type"], "error");
-    assert_eq!(last["code"], "stream_interrupted");
 }
 
 #[tokio::test(flavor = "multi_thread")]

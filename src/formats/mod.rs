@@ -261,6 +261,24 @@ pub fn error(d: Dialect, f: Format, status: u16, body: &[u8]) -> Vec<u8> {
     }
 }
 
+/// The event that ends a stream in error, in the client's dialect: chat's
+/// in-band `data: {"error":{...,"code"}}`, Anthropic's `event: error`, the
+/// Responses API's `event: error`. Used for a provider's own error event and
+/// for a stream cut after commit alike.
+pub fn error_event(d: Dialect, out: &mut Vec<u8>, message: &str, code: &str) {
+    match d {
+        Dialect::Messages => messages::error_event(out, message),
+        Dialect::Responses => {
+            let e = serde_json::json!({"type": "error", "code": code, "message": message, "param": null});
+            sse::write_json_event(out, Some("error"), &e);
+        }
+        Dialect::Chat | Dialect::Completions | Dialect::Other => {
+            let e = crate::error::error_body(message, "upstream_error", code);
+            sse::write_event(out, None, &e);
+        }
+    }
+}
+
 /// OpenAI's error `type` for a status.
 pub fn openai_error_type(status: u16) -> &'static str {
     match status {

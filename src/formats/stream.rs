@@ -27,6 +27,7 @@ pub struct Translator {
     usage: Option<(u64, u64)>,
     /// The client's stream is complete (its end, or an error event, sent).
     done: bool,
+    dialect: Dialect,
 }
 
 impl Translator {
@@ -49,6 +50,7 @@ impl Translator {
             out: Vec::new(),
             usage: None,
             done: false,
+            dialect: d,
         }
     }
 
@@ -160,13 +162,7 @@ impl Translator {
 
     fn fail(&mut self, e: &chat::StreamError) {
         self.items.clear();
-        match &mut self.down {
-            Down::Chat { .. } => {
-                let body = crate::error::error_body(&e.message, "upstream_error", &e.kind);
-                write_event(&mut self.out, None, &body);
-            }
-            Down::Messages(_) => messages::error_event(&mut self.out, &e.message),
-        }
+        super::error_event(self.dialect, &mut self.out, &e.message, &e.kind);
         self.done = true;
     }
 }

@@ -8,9 +8,8 @@ use super::outcome::record_failure;
 use super::respond;
 use super::strip::UsageStrip;
 use super::usage::{Usage, UsageTail};
-use crate::error::error_body;
 use crate::formats::stream::Translator;
-use crate::formats::{messages, sse, Dialect};
+use crate::formats::{self, Dialect};
 use crate::framing::eq_ci;
 use crate::front::ClientSide;
 use crate::headers::{ConnectionNames, NOT_RETURNED_SET};
@@ -169,19 +168,20 @@ impl Pipe {
         }
     }
 
-    /// The body's last piece: what is still held goes with it.
-    fn last(&mut self, b: &[u8]) -> Vec<u8> {
+    /// The body's last piece with what is still held (`None`: `b` as it
+    /// is, nothing held).
+    fn last(&mut self, b: &[u8]) -> Option<Vec<u8>> {
         match self {
-            Pipe::Raw => b.to_vec(),
+            Pipe::Raw => None,
             Pipe::Strip(s) => {
                 let mut out = s.feed(b).to_vec();
                 out.extend(s.rest());
-                out
+                Some(out)
             }
             Pipe::Translate(t) => {
                 let mut out = t.feed(b).to_vec();
                 out.extend_from_slice(t.end());
-                out
+                Some(out)
             }
         }
     }
@@ -194,18 +194,7 @@ impl Pipe {
             Pipe::Strip(s) => s.rest(),
             Pipe::Raw => Vec::new(),
         };
-        match dialect {
-            Dialect::Messages => messages::error_event(&mut frame, message),
-            Dialect::Responses => {
-                let e = serde_json::json!({"type": "error", "code": "stream_interrupted",
-                    "message": message, "param": null});
-                sse::write_event(&mut frame, Some("error"), e.to_string().as_bytes());
-            }
-            Dialect::Chat | Dialect::Completions | Dialect::Other => {
-                let e = error_body(message, "upstream_error", "stream_interrupted");
-                sse::write_event(&mut frame, None, &e);
-            }
-        }
+        formats::error_event(dialect, &mut frame, message, "stream_interrupted");
         frame
     }
 }
@@ -241,10 +230,7 @@ async fn last_piece<C: ClientSide>(
     fin: Finish,
     pipe: &mut Pipe,
 ) -> io::Result<Done> {
-    let out = match &mut *pipe {
-        Pipe::Raw => None,
-        p => Some(p.last(last)),
-    };
+    let out = pipe.last(last);
     ctx.usage = match (fin.usage, &*pipe) {
         (Some(known), _) => known,
         (None, Pipe::Translate(t)) => t.usage(),

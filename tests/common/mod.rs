@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub mod edge;
+pub mod formats;
 mod raw;
 pub mod redis_server;
 // Each test binary uses a part of this library.
