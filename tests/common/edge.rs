@@ -171,21 +171,35 @@ pub async fn h2_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, http::HeaderMap, Vec<Bytes>) {
-    let mut req = http::Request::builder().method(method).uri(uri);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let req = req.body(()).expect("request");
-    let mut send = send.clone().ready().await.expect("h2 ready");
-    let (resp, mut stream) = send
-        .send_request(req, body.is_empty())
-        .expect("send_request");
-    if !body.is_empty() {
-        stream
-            .send_data(Bytes::copy_from_slice(body), true)
-            .expect("send body");
-    }
-    let resp = resp.await.expect("h2 response");
+    // A server frees a stream's slot only once its handler lets go of the
+    // stream, a moment after the client saw the last frame, so a client that
+    // keeps the connection full can be refused. REFUSED_STREAM means "not
+    // processed, safe to retry" (RFC 9113 section 8.7), and browsers, curl and
+    // nghttp2 retry it; so does this client, a bounded number of times.
+    let mut refused = 0;
+    let resp = loop {
+        let mut req = http::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(()).expect("request");
+        let mut send = send.clone().ready().await.expect("h2 ready");
+        let (resp, mut stream) = send
+            .send_request(req, body.is_empty())
+            .expect("send_request");
+        if !body.is_empty() {
+            stream
+                .send_data(Bytes::copy_from_slice(body), true)
+                .expect("send body");
+        }
+        match resp.await {
+            Err(e) if e.reason() == Some(h2::Reason::REFUSED_STREAM) && refused < 5 => {
+                refused += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5 * refused)).await;
+            }
+            r => break r.expect("h2 response"),
+        }
+    };
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let mut body = resp.into_body();
