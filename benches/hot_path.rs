@@ -174,6 +174,17 @@ fn formats(c: &mut Criterion) {
         }
         Bytes::from(m.to_string())
     };
+    let responses_1kb = {
+        let v: serde_json::Value = serde_json::from_slice(CHAT_1KB).expect("json");
+        let mut m = serde_json::json!({"model": "chat", "max_output_tokens": 256, "input": []});
+        for msg in v["messages"].as_array().into_iter().flatten() {
+            match msg["role"].as_str() {
+                Some("system") => m["instructions"] = msg["content"].clone(),
+                _ => m["input"].as_array_mut().expect("list").push(msg.clone()),
+            }
+        }
+        Bytes::from(m.to_string())
+    };
     let pairs = [
         (
             "chat_to_anthropic",
@@ -198,6 +209,12 @@ fn formats(c: &mut Criterion) {
             Dialect::Messages,
             Format::Gemini,
             messages_1kb,
+        ),
+        (
+            "responses_to_anthropic",
+            Dialect::Responses,
+            Format::Anthropic,
+            responses_1kb,
         ),
     ];
     for (name, d, f, body) in &pairs {
@@ -234,6 +251,12 @@ fn formats(c: &mut Criterion) {
             Dialect::Messages,
             Format::Gemini,
             gemini,
+        ),
+        (
+            "anthropic_to_responses",
+            Dialect::Responses,
+            Format::Anthropic,
+            anthropic,
         ),
     ];
     g.throughput(Throughput::Elements(1));

@@ -144,7 +144,7 @@ async fn a_stream_cut_after_commit_ends_with_an_error_in_the_clients_format() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn responses_pass_to_openai_and_are_refused_where_they_cannot_go() {
+async fn responses_pass_to_openai_and_are_translated_for_other_formats() {
     let (m, gw) = one("openai", ok()).await;
     let body = json!({"model": "chat", "input": "hi", "stream": true}).to_string();
     let r = gw.post("/v1/responses", &auth(), &body).await;
@@ -159,17 +159,77 @@ async fn responses_pass_to_openai_and_are_refused_where_they_cannot_go() {
         !String::from_utf8_lossy(&sent.body).contains("stream_options"),
         "the Responses API takes no stream_options"
     );
-    let (_m, gw) = one("anthropic", ok()).await;
-    let r = gw.post("/v1/responses", &auth(), &body).await;
-    assert_eq!(r.status, 400);
-    assert!(
-        r.json()["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("/v1/responses cannot be translated to format anthropic"),
-        "{}",
-        r.text()
+    for format in ["anthropic", "gemini"] {
+        let (m, gw) = one(format, ok()).await;
+        let plain = json!({"model": "chat", "instructions": "be brief", "input": "hi"}).to_string();
+        let r = gw.post("/v1/responses", &auth(), &plain).await;
+        assert_eq!(r.status, 200, "{format}: {}", r.text());
+        let v = r.json();
+        assert_eq!(v["object"], "response");
+        assert_eq!(v["status"], "completed");
+        assert_eq!(v["output"][0]["type"], "message");
+        assert!(
+            v["output"][0]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("mock"),
+            "{v}"
+        );
+        assert!(v["usage"]["input_tokens"].as_u64().unwrap() > 0);
+        let sent = m.seen().last().cloned().unwrap();
+        let up: Value = serde_json::from_slice(&sent.body).unwrap();
+        if format == "anthropic" {
+            assert_eq!(sent.path, "/v1/messages");
+            assert_eq!(up["system"][0]["text"], "be brief");
+        } else {
+            assert!(
+                sent.path.ends_with("/models/m:generateContent"),
+                "{}",
+                sent.path
+            );
+        }
+        let r = gw.post("/v1/responses", &auth(), &body).await;
+        assert_eq!(r.status, 200);
+        let names = event_names(&r.body);
+        assert_eq!(names.first().map(String::as_str), Some("response.created"));
+        assert_eq!(names.last().map(String::as_str), Some("response.completed"));
+        let text: String = sse_data(&r.body)
+            .iter()
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter(|e| e["type"] == "response.output_text.delta")
+            .filter_map(|e| e["delta"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(text, "tok0 tok1 tok2 tok3 ", "{format}");
+    }
+    // A function call from Anthropic, streamed to a Responses client.
+    let (_m, gw) = one(
+        "anthropic",
+        raw_sse(&[
+            ("message_start", json!({"type": "message_start", "message": {"id": "msg_1", "model": "m", "usage": {"input_tokens": 5, "output_tokens": 1}}})),
+            ("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_9", "name": "weather", "input": {}}})),
+            ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"city\":\"Oslo\"}"}})),
+            ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+            ("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}})),
+            ("message_stop", json!({"type": "message_stop"})),
+        ]),
+    )
+    .await;
+    let tools = json!({"model": "chat", "input": "weather?", "stream": true,
+        "tools": [{"type": "function", "name": "weather", "parameters": {"type": "object"}}]});
+    let r = gw.post("/v1/responses", &auth(), &tools.to_string()).await;
+    let last: Value = serde_json::from_str(sse_data(&r.body).last().unwrap()).unwrap();
+    assert_eq!(last["type"], "response.completed", "{}", r.text());
+    assert_eq!(
+        last["response"]["output"][0],
+        json!({"type": "function_call", "id": "fc_toolu_9", "call_id": "toolu_9", "name": "weather",
+            "arguments": "{\"city\":\"Oslo\"}", "status": "completed"})
     );
+    // What only OpenAI keeps (stored state, hosted tools) is refused by name.
+    let (_m, gw) = one("anthropic", ok()).await;
+    let stored = json!({"model": "chat", "input": "hi", "previous_response_id": "resp_1"});
+    let r = gw.post("/v1/responses", &auth(), &stored.to_string()).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("previous_response_id"), "{}", r.text());
     let r = gw
         .post(
             "/v1/embeddings",

@@ -14,6 +14,7 @@ pub mod gemini;
 pub mod messages;
 #[cfg(test)]
 mod properties;
+pub mod responses;
 pub mod sse;
 pub mod stream;
 
@@ -72,7 +73,8 @@ impl Dialect {
     pub fn plan(self, f: Format) -> Result<Plan, Unsupported> {
         match (self, f) {
             (Dialect::Messages, Format::Anthropic) => Ok(Plan::Pass),
-            (Dialect::Messages, _) | (Dialect::Chat, Format::Anthropic | Format::Gemini) => {
+            (Dialect::Messages, _)
+            | (Dialect::Chat | Dialect::Responses, Format::Anthropic | Format::Gemini) => {
                 Ok(Plan::Translate)
             }
             (_, Format::OpenAi) => Ok(Plan::Pass),
@@ -138,6 +140,7 @@ impl Pivot {
         let stream = m.get("stream").and_then(Value::as_bool) == Some(true);
         let chat = match d {
             Dialect::Messages => messages::to_chat(&m)?,
+            Dialect::Responses => responses::to_chat(&m)?,
             _ => m,
         };
         Ok(Pivot { chat, stream })
@@ -224,6 +227,7 @@ pub fn answer(
     let usage = chat::usage_of(&chat);
     let out = match d {
         Dialect::Messages => messages::answer(&chat)?,
+        Dialect::Responses => responses::answer(&chat)?,
         _ => chat,
     };
     Ok((to_vec(&out), usage))

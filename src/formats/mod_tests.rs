@@ -13,7 +13,12 @@ fn plans_by_dialect_and_format() {
     assert_eq!(Dialect::Messages.plan(Format::Anthropic), Ok(Plan::Pass));
     assert_eq!(Dialect::Messages.plan(Format::OpenAi), Ok(Plan::Translate));
     assert_eq!(Dialect::Responses.plan(Format::OpenAi), Ok(Plan::Pass));
-    assert!(Dialect::Responses.plan(Format::Anthropic).is_err());
+    assert_eq!(
+        Dialect::Responses.plan(Format::Anthropic),
+        Ok(Plan::Translate)
+    );
+    assert_eq!(Dialect::Responses.plan(Format::Gemini), Ok(Plan::Translate));
+    assert!(Dialect::Completions.plan(Format::Anthropic).is_err());
     assert!(Dialect::Other.plan(Format::Gemini).is_err());
     assert_eq!(Dialect::of("messages"), Dialect::Messages);
     assert_eq!(Dialect::of("embeddings"), Dialect::Other);

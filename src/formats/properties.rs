@@ -28,6 +28,10 @@ fn arb_json() -> impl Strategy<Value = Value> {
             "data:image/png;base64,AA",
             "message_start",
             "[DONE]",
+            "function_call",
+            "function_call_output",
+            "input_text",
+            "input_image",
         ])
         .prop_map(Value::from),
     ];
@@ -65,6 +69,10 @@ fn arb_json() -> impl Strategy<Value = Value> {
                         "stream",
                         "max_tokens",
                         "input",
+                        "instructions",
+                        "call_id",
+                        "output",
+                        "max_output_tokens",
                     ]),
                     inner
                 ),
@@ -78,6 +86,7 @@ fn arb_json() -> impl Strategy<Value = Value> {
 }
 
 const FORMATS: [Format; 3] = [Format::OpenAi, Format::Anthropic, Format::Gemini];
+const DIALECTS: [Dialect; 3] = [Dialect::Chat, Dialect::Messages, Dialect::Responses];
 const OPTS: WireOpts = WireOpts {
     default_max_tokens: 16,
     stream_usage: true,
@@ -89,7 +98,7 @@ proptest! {
     #[test]
     fn requests_never_panic(v in arb_json()) {
         let body = v.to_string();
-        for d in [Dialect::Chat, Dialect::Messages] {
+        for d in DIALECTS {
             if let Ok(p) = Pivot::read(d, body.as_bytes()) {
                 for f in FORMATS {
                     let _ = p.wire(f, "m", OPTS, None);
@@ -101,7 +110,7 @@ proptest! {
     #[test]
     fn answers_and_errors_never_panic(v in arb_json(), status in 100u16..600) {
         let body = v.to_string();
-        for d in [Dialect::Chat, Dialect::Messages] {
+        for d in DIALECTS {
             for f in FORMATS {
                 let _ = answer(d, f, body.as_bytes(), "m");
                 let _ = error(d, f, status, body.as_bytes());
@@ -115,7 +124,7 @@ proptest! {
         for (name, data) in &events {
             sse::write_event(&mut wire, name.as_deref(), data.to_string().as_bytes());
         }
-        for d in [Dialect::Chat, Dialect::Messages] {
+        for d in DIALECTS {
             for f in FORMATS {
                 let mut t = Translator::new(d, f, "m", true);
                 for c in wire.chunks(cut) {

@@ -4,7 +4,7 @@
 
 use super::chat::{self, Item};
 use super::sse::{write_event, write_json_event, Event, SseReader};
-use super::{anthropic, gemini, messages, Dialect, Format};
+use super::{anthropic, gemini, messages, responses, Dialect, Format};
 
 enum Up {
     OpenAi,
@@ -15,6 +15,7 @@ enum Up {
 enum Down {
     Chat { include_usage: bool },
     Messages(messages::Writer),
+    Responses(responses::Writer),
 }
 
 pub struct Translator {
@@ -45,6 +46,7 @@ impl Translator {
             },
             down: match d {
                 Dialect::Messages => Down::Messages(messages::Writer::default()),
+                Dialect::Responses => Down::Responses(responses::Writer::default()),
                 _ => Down::Chat { include_usage },
             },
             out: Vec::new(),
@@ -145,17 +147,13 @@ impl Translator {
                     Item::Chunk(c) => write_json_event(&mut self.out, None, c),
                     Item::Usage(c) if *include_usage => write_json_event(&mut self.out, None, c),
                     Item::Usage(_) => {}
-                    Item::Done => {
-                        write_event(&mut self.out, None, b"[DONE]");
-                        self.done = true;
-                    }
+                    Item::Done => write_event(&mut self.out, None, b"[DONE]"),
                 },
-                Down::Messages(w) => {
-                    w.item(&item, &mut self.out);
-                    if item == Item::Done {
-                        self.done = true;
-                    }
-                }
+                Down::Messages(w) => w.item(&item, &mut self.out),
+                Down::Responses(w) => w.item(&item, &mut self.out),
+            }
+            if item == Item::Done {
+                self.done = true;
             }
         }
     }

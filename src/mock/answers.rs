@@ -56,6 +56,23 @@ pub fn chat_completion(model: &str) -> String {
     .to_string()
 }
 
+/// A Responses API `response` object as OpenAI sends it.
+fn responses_object(
+    model: &str,
+    status: &str,
+    output: serde_json::Value,
+    usage: Option<serde_json::Value>,
+) -> serde_json::Value {
+    json!({
+        "id": "resp_mock", "object": "response", "created_at": CREATED, "status": status,
+        "error": null, "incomplete_details": null, "instructions": null, "max_output_tokens": null,
+        "model": model, "output": output, "parallel_tool_calls": true, "previous_response_id": null,
+        "reasoning": {"effort": null, "summary": null}, "store": false, "temperature": 1.0,
+        "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [], "top_p": 1.0,
+        "truncation": "disabled", "usage": usage, "user": null, "metadata": {}
+    })
+}
+
 /// A whole answer for `api`.
 pub fn answer(api: Api, model: &str, body: &serde_json::Value) -> String {
     match api {
@@ -87,13 +104,13 @@ pub fn answer(api: Api, model: &str, body: &serde_json::Value) -> String {
                 "usage": {"prompt_tokens": 4 * n, "total_tokens": 4 * n}})
             .to_string()
         }
-        Api::Responses => json!({
-            "id": "resp_mock", "object": "response", "created_at": CREATED, "status": "completed",
-            "model": model,
-            "output": [{"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant",
-                "content": [{"type": "output_text", "text": TEXT, "annotations": []}]}],
-            "usage": {"input_tokens": 9, "output_tokens": 6, "total_tokens": 15}
-        })
+        Api::Responses => responses_object(
+            model,
+            "completed",
+            json!([{"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant",
+                "content": [{"type": "output_text", "text": TEXT, "annotations": []}]}]),
+            Some(json!({"input_tokens": 9, "output_tokens": 6, "total_tokens": 15})),
+        )
         .to_string(),
         Api::Anthropic => json!({
             "id": "msg_mock", "type": "message", "role": "assistant", "model": model,
@@ -138,12 +155,20 @@ pub fn stream_events(api: Api, model: &str, n: usize, usage: bool) -> Vec<String
             })
             .collect(),
         Api::Responses => {
-            let mut out = vec![ev(Some("response.created"), json!({"type": "response.created", "sequence_number": 0,
-                "response": {"id": "resp_mock", "object": "response", "status": "in_progress", "model": model, "output": []}}))];
+            let r = responses_object(model, "in_progress", json!([]), None);
+            let mut out = vec![
+                ev(Some("response.created"), json!({"type": "response.created", "sequence_number": 0, "response": r})),
+                ev(Some("response.in_progress"), json!({"type": "response.in_progress", "sequence_number": 1, "response": r})),
+                ev(Some("response.output_item.added"), json!({"type": "response.output_item.added", "sequence_number": 2,
+                    "output_index": 0, "item": {"type": "message", "id": "msg_mock", "status": "in_progress", "role": "assistant", "content": []}})),
+                ev(Some("response.content_part.added"), json!({"type": "response.content_part.added", "sequence_number": 3,
+                    "item_id": "msg_mock", "output_index": 0, "content_index": 0,
+                    "part": {"type": "output_text", "text": "", "annotations": []}})),
+            ];
             for i in 0..n {
                 out.push(ev(Some("response.output_text.delta"), json!({"type": "response.output_text.delta",
-                    "sequence_number": i + 1, "item_id": "msg_mock", "output_index": 0, "content_index": 0,
-                    "delta": format!("tok{i} ")})));
+                    "sequence_number": i + 4, "item_id": "msg_mock", "output_index": 0, "content_index": 0,
+                    "delta": format!("tok{i} "), "logprobs": []})));
             }
             out
         }
@@ -184,12 +209,35 @@ pub fn stream_end(api: Api, model: &str, n: usize, usage: bool) -> Vec<String> {
             "usageMetadata": {"promptTokenCount": 9, "candidatesTokenCount": n, "totalTokenCount": 9 + n},
             "modelVersion": model, "responseId": "mock"}),
         )],
-        Api::Responses => vec![ev(
-            Some("response.completed"),
-            json!({"type": "response.completed",
-            "sequence_number": n + 1, "response": {"id": "resp_mock", "object": "response", "status": "completed",
-            "model": model, "usage": {"input_tokens": 9, "output_tokens": n, "total_tokens": 9 + n}}}),
-        )],
+        Api::Responses => {
+            let text: String = (0..n).map(|i| format!("tok{i} ")).collect();
+            let part = json!({"type": "output_text", "text": text, "annotations": []});
+            let item = json!({"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant", "content": [part]});
+            let usage = json!({"input_tokens": 9, "output_tokens": n, "total_tokens": 9 + n});
+            let seq = n + 4;
+            vec![
+                ev(
+                    Some("response.output_text.done"),
+                    json!({"type": "response.output_text.done", "sequence_number": seq,
+                    "item_id": "msg_mock", "output_index": 0, "content_index": 0, "text": text, "logprobs": []}),
+                ),
+                ev(
+                    Some("response.content_part.done"),
+                    json!({"type": "response.content_part.done", "sequence_number": seq + 1,
+                    "item_id": "msg_mock", "output_index": 0, "content_index": 0, "part": part}),
+                ),
+                ev(
+                    Some("response.output_item.done"),
+                    json!({"type": "response.output_item.done", "sequence_number": seq + 2,
+                    "output_index": 0, "item": item}),
+                ),
+                ev(
+                    Some("response.completed"),
+                    json!({"type": "response.completed", "sequence_number": seq + 3,
+                    "response": responses_object(model, "completed", json!([item]), Some(usage))}),
+                ),
+            ]
+        }
         _ => {
             let mut out = Vec::new();
             if usage {
