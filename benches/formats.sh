@@ -5,9 +5,10 @@
 # to core 0 (the mock and wrk share core 1).
 #   1. per-request overhead: wrk -c1 5 s, mean latency direct to the mock vs
 #      through llmgate, for: chat -> openai (splice), messages -> anthropic
-#      (splice), chat -> anthropic and messages -> openai (translated);
+#      (splice), responses -> openai (splice), chat -> anthropic, messages ->
+#      openai and responses -> anthropic (translated);
 #   2. INSTR=1: callgrind instructions per request of the gateway for the
-#      same four (wrk -c16, 1 s warm-up, 4 s measured).
+#      same six (wrk -c16, 1 s warm-up, 4 s measured).
 # Needs wrk (and valgrind for INSTR=1) and ../shared/bench (its 1 KB chat body).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,17 +18,22 @@ RUN=$(mktemp -d)
 trap 'kill $(cat "$RUN"/*.pid 2>/dev/null) 2>/dev/null || true; sleep 0.3; rm -rf "$RUN"' EXIT
 CHAT="$BENCH/load/body.json"
 MSGS="$RUN/messages.json"
-# The same conversation as an Anthropic Messages body.
-python3 - "$CHAT" "$MSGS" <<'PY'
+RESP="$RUN/responses.json"
+# The same conversation as an Anthropic Messages body and a Responses body.
+python3 - "$CHAT" "$MSGS" "$RESP" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
 m = {"model": c["model"], "max_tokens": 256, "messages": []}
+r = {"model": c["model"], "max_output_tokens": 256, "input": []}
 for msg in c["messages"]:
     if msg["role"] == "system":
         m["system"] = msg["content"]
+        r["instructions"] = msg["content"]
     else:
         m["messages"].append({"role": msg["role"], "content": msg["content"]})
+        r["input"].append({"role": msg["role"], "content": msg["content"]})
 json.dump(m, open(sys.argv[2], "w"))
+json.dump(r, open(sys.argv[3], "w"))
 PY
 taskset -c 1 "$BIN" mock --listen 127.0.0.1:18090 >/dev/null 2>&1 & echo $! >"$RUN/mock.pid"
 sleep 0.3
@@ -39,7 +45,9 @@ wrk_run() { # CONNS SECS URL BODY
 CASES="chat_to_openai /v1/chat/completions $CHAT gpt-4o-mini /v1/chat/completions
 messages_to_anthropic /v1/messages $MSGS claude /v1/messages
 chat_to_anthropic /v1/chat/completions $CHAT claude /v1/messages
-messages_to_openai /v1/messages $MSGS gpt-4o-mini /v1/chat/completions"
+messages_to_openai /v1/messages $MSGS gpt-4o-mini /v1/chat/completions
+responses_to_openai /v1/responses $RESP gpt-4o-mini /v1/responses
+responses_to_anthropic /v1/responses $RESP claude /v1/messages"
 body_for() { # BODY MODEL -> file with that model
   local out="$RUN/$(basename "$1").$2"
   python3 -c "import json,sys; b=json.load(open(sys.argv[1])); b['model']=sys.argv[2]; json.dump(b, open(sys.argv[3],'w'))" "$1" "$2" "$out"

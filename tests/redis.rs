@@ -10,7 +10,7 @@ use common::*;
 use std::time::Duration;
 
 const LIMITED: &str = "sk-limited-key-2";
-const ADMIN: &str = "sk-admin-test-key-9";
+use common::admin::ADMIN_KEY as ADMIN;
 const PASSWORD: &str = "redis-pass-never-shown-7";
 
 /// One model `chat` on `m`, the `limited` key with `rate_limit`, an admin

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-const ADMIN: &str = "sk-admin-test-key-9";
+use common::admin::ADMIN_KEY as ADMIN;
 
 async fn usage(gw: &Gateway, query: &str) -> Response {
     let auth = format!("Bearer {ADMIN}");
