@@ -335,6 +335,33 @@ impl ChunkMaker {
     }
 }
 
+/// What one chat chunk adds to the answer.
+pub struct Delta<'a> {
+    /// Its text, when it has some.
+    pub text: Option<&'a str>,
+    /// Its tool-call pieces (`index`, and `id`/`function.name` on the first).
+    pub calls: &'a [Value],
+    pub finish: Option<&'a str>,
+}
+
+/// The first choice's delta of a chunk (`None`: a chunk without choices,
+/// such as the usage-only one).
+pub fn delta(chunk: &Value) -> Option<Delta<'_>> {
+    let choice = chunk.pointer("/choices/0")?;
+    let d = &choice["delta"];
+    Some(Delta {
+        text: d
+            .get("content")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty()),
+        calls: d
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice),
+        finish: choice.get("finish_reason").and_then(Value::as_str),
+    })
+}
+
 /// `usage` of a chat completion or chunk as (prompt, completion).
 pub fn usage_of(v: &Value) -> Option<(u64, u64)> {
     let u = v.get("usage").filter(|u| u.is_object())?;

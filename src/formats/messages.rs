@@ -262,27 +262,17 @@ impl Writer {
             event(out, "message_start", &start);
             event(out, "ping", &json!({"type": "ping"}));
         }
-        let Some(choice) = c.pointer("/choices/0") else {
+        let Some(delta) = chat::delta(c) else {
             return;
         };
-        let delta = &choice["delta"];
-        if let Some(t) = delta
-            .get("content")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        {
+        if let Some(t) = delta.text {
             if self.block != Block::Text {
                 self.open(out, Block::Text, json!({"type": "text", "text": ""}));
             }
             let d = json!({"type": "content_block_delta", "index": self.index, "delta": {"type": "text_delta", "text": t}});
             event(out, "content_block_delta", &d);
         }
-        for call in delta
-            .get("tool_calls")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for call in delta.calls {
             let n = call.get("index").and_then(Value::as_u64).unwrap_or(0);
             let f = &call["function"];
             if self.block != Block::Tool(n) {
@@ -300,7 +290,7 @@ impl Writer {
                 event(out, "content_block_delta", &d);
             }
         }
-        if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+        if let Some(f) = delta.finish {
             self.stop = stop_reason(f);
         }
     }

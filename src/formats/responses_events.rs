@@ -61,15 +61,10 @@ impl Writer {
             self.event(out, "response.created", json!({"response": r}));
             self.event(out, "response.in_progress", json!({"response": r}));
         }
-        let Some(choice) = c.pointer("/choices/0") else {
+        let Some(delta) = chat::delta(c) else {
             return;
         };
-        let delta = &choice["delta"];
-        if let Some(t) = delta
-            .get("content")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-        {
+        if let Some(t) = delta.text {
             if !matches!(self.items.last(), Some(Out::Message { .. })) || !self.open {
                 self.open_message(out);
             }
@@ -85,12 +80,7 @@ impl Writer {
                 self.event(out, "response.output_text.delta", e);
             }
         }
-        for call in delta
-            .get("tool_calls")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for call in delta.calls {
             let n = call.get("index").and_then(Value::as_u64).unwrap_or(0);
             let same = matches!(self.items.last(), Some(Out::Call { n: m, .. }) if *m == n);
             if !same || !self.open {
@@ -112,7 +102,7 @@ impl Writer {
                 self.event(out, "response.function_call_arguments.delta", e);
             }
         }
-        if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+        if let Some(f) = delta.finish {
             self.finish = f.to_string();
         }
     }
