@@ -81,6 +81,10 @@ llmgate demo is up on http://{listen}  (mock providers on 127.0.0.1:18101 steady
   curl -si http://{listen}/v1/chat/completions -H 'Authorization: Bearer {key}' \
        -H 'Content-Type: application/json' -d '{{"model":"claude","messages":[{{"role":"user","content":"hi"}}]}}'
 
+  # OpenAI's Responses API, here to the Claude-format model (translated both ways)
+  curl -s http://{listen}/v1/responses -H 'Authorization: Bearer {key}' \
+       -H 'Content-Type: application/json' -d '{{"model":"claude","input":"hi"}}'
+
   curl -s http://{listen}/v1/models -H 'Authorization: Bearer {key}'
   curl -s http://{listen}/health
 

@@ -102,7 +102,14 @@ fn main() -> ExitCode {
             if let Err(e) = demo::start_mocks() {
                 return fail(&e);
             }
-            println!("{}", demo::banner(&cfg.listen[0], &key));
+            // Written whole, and a closed stdout (a reader that went away)
+            // must not stop the demo: `println!` would panic on EPIPE.
+            {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{}", demo::banner(&cfg.listen[0], &key))
+                    .and_then(|()| out.flush());
+            }
             run(cfg, None, cli.upgrade, cli.daemon)
         }
         None => {

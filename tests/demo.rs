@@ -34,7 +34,9 @@ fn every_curl_command_the_demo_prints_works() {
     let _demo = Demo(child);
     // The banner: lines up to "Ctrl-C stops it.".
     let mut banner = Vec::new();
-    for line in BufReader::new(stdout).lines() {
+    // The pipe stays open for the demo's life: it may write more.
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line.expect("banner line");
         let end = line.contains("Ctrl-C stops it.");
         banner.push(line);
@@ -56,7 +58,12 @@ fn every_curl_command_the_demo_prints_works() {
             commands.push(std::mem::take(&mut current));
         }
     }
-    assert!(commands.len() >= 5, "banner:\n{}", banner.join("\n"));
+    assert!(
+        commands.len() >= 5,
+        "banner:\n{}\ndemo log (ports 8080 and 18101-18103 must be free):\n{}",
+        banner.join("\n"),
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
     let started = Instant::now();
     while Command::new("curl")
         .args(["-sf", "-o", "/dev/null", "http://127.0.0.1:8080/health"])
@@ -85,6 +92,8 @@ fn every_curl_command_the_demo_prints_works() {
             text.contains(r#""object":"list""#) && text.contains("failover-demo")
         } else if cmd.contains(r#""stream":true"#) {
             text.trim_end().ends_with("data: [DONE]")
+        } else if cmd.contains("/v1/responses") {
+            text.contains(r#""object":"response""#) && text.contains(r#""status":"completed""#)
         } else if cmd.contains("/v1/messages") {
             text.contains(r#""type":"message""#) && text.contains(r#""role":"assistant""#)
         } else if cmd.contains("failover-demo") {
