@@ -170,7 +170,10 @@ fn run_mock(
         };
         match mock::Mock::start(&listen, behavior, opts).await {
             Ok(m) => {
-                println!(
+                // A closed stdout must not end the mock (println! panics on EPIPE).
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stdout(),
                     "mock provider on http://{}/v1 (fail_rate {fail_rate}, latency {latency:?})",
                     m.addr
                 );
