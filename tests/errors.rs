@@ -117,7 +117,7 @@ async fn expect_continue_is_answered() {
         body.len()
     );
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(&gw.addr).await.unwrap();
+    let mut s = front::connect(&gw.addr).await;
     s.write_all(head.as_bytes()).await.unwrap();
     let mut buf = [0u8; 64];
     let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))

@@ -232,7 +232,7 @@ async fn hostile_clients_get_clear_errors() {
     // Slow clients do not hold up others: 20 connections trickling headers.
     let mut slow = Vec::new();
     for _ in 0..20 {
-        let mut s = tokio::net::TcpStream::connect(&gw.addr).await.unwrap();
+        let mut s = front::connect(&gw.addr).await;
         use tokio::io::AsyncWriteExt;
         s.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n")
             .await
@@ -341,7 +341,7 @@ async fn trickled_request_heads_are_cut_at_the_header_deadline() {
     );
 
     // A byte every 100 ms would take ~15 s for this head; it is cut after ~1 s.
-    let mut s = tokio::net::TcpStream::connect(&gw.addr).await.unwrap();
+    let mut s = front::connect(&gw.addr).await;
     let t = Instant::now();
     let mut cut = false;
     for b in head.as_bytes() {
@@ -375,7 +375,7 @@ async fn trickled_request_heads_are_cut_at_the_header_deadline() {
 
     // Slow but inside the limit: the head comes in two pieces 400 ms apart; then
     // the connection idles 1.5 s (longer than the limit) and is used again.
-    let mut s = tokio::net::TcpStream::connect(&gw.addr).await.unwrap();
+    let mut s = front::connect(&gw.addr).await;
     let (a, b) = head.split_at(30);
     s.write_all(a.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;

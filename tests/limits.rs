@@ -158,9 +158,7 @@ async fn a_stream_settles_to_its_usage_when_it_ends_and_to_the_estimate_when_the
         "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {LIMITED}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{}",
         stream_body(400)
     );
-    let mut s = tokio::net::TcpStream::connect(&gw.addr)
-        .await
-        .expect("connect");
+    let mut s = front::connect(&gw.addr).await;
     s.write_all(wire.as_bytes()).await.expect("write");
     let mut buf = [0u8; 4096];
     assert!(s.read(&mut buf).await.expect("read") > 0);

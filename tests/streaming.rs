@@ -163,16 +163,14 @@ async fn plain_response_cut_after_commit_looks_cut() {
 }
 
 /// A chat request written raw on a new connection (so the test can drop it).
-async fn raw_chat(gw: &Gateway, stream: bool) -> tokio::net::TcpStream {
+async fn raw_chat(gw: &Gateway, stream: bool) -> Box<dyn front::Io> {
     use tokio::io::AsyncWriteExt;
     let body = chat_body("chat", stream);
     let req = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {CLIENT_KEY}\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    let mut s = tokio::net::TcpStream::connect(&gw.addr)
-        .await
-        .expect("connect");
+    let mut s = front::connect(&gw.addr).await;
     s.write_all(req.as_bytes()).await.expect("write");
     s
 }

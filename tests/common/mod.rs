@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 pub mod admin;
 pub mod edge;
 pub mod formats;
+pub mod front;
 mod raw;
 pub mod redis_server;
 // Each test binary uses a part of this library.
@@ -67,6 +68,8 @@ pub struct Gateway {
     pub addr: String,
     /// Admin listener address, when the config has `@ADMIN@`.
     pub admin: String,
+    /// The cleartext listener when `addr` is a TLS one (see [`front`]).
+    plain: String,
     child: Child,
     log: PathBuf,
     dir: PathBuf,
@@ -95,6 +98,7 @@ impl Gateway {
     async fn try_start(yaml: &str, envs: &[(&str, &str)]) -> Option<Gateway> {
         let addr = format!("127.0.0.1:{}", free_port());
         let admin = format!("127.0.0.1:{}", free_port());
+        let plain = format!("127.0.0.1:{}", free_port());
         let dir = std::env::temp_dir().join(format!(
             "llmgate-test-{}-{}",
             std::process::id(),
@@ -107,20 +111,25 @@ impl Gateway {
             .replace("@LISTEN@", &addr)
             .replace("@ADMIN@", &admin)
             .replace("@DIR@", &dir.display().to_string());
-        std::fs::write(&cfg, on_front_end(&yaml)).expect("write config");
+        std::fs::write(&cfg, front::on_front_end(&yaml, &addr, &plain)).expect("write config");
         let log = dir.join("gateway.log");
         std::fs::File::create(&log).expect("log file");
         let child = spawn(&cfg, &log, &[], envs);
         let mut gw = Gateway {
             addr,
             admin,
+            plain,
             child,
             log,
             dir,
         };
         // Serving when this process says it accepts on the address, and the
         // admin listener (a separate service, maybe a moment later) connects.
-        let bound = format!("accepting on {}", gw.addr);
+        let bound = if front::is_tls(&gw.addr) {
+            format!("accepting on {} (TLS)", gw.addr)
+        } else {
+            format!("accepting on {}", gw.addr)
+        };
         let start = Instant::now();
         loop {
             let log = gw.log();
@@ -150,7 +159,8 @@ impl Gateway {
             .replace("@LISTEN@", &self.addr)
             .replace("@ADMIN@", &self.admin)
             .replace("@DIR@", &self.dir.display().to_string());
-        std::fs::write(self.dir.join("llmgate.yaml"), on_front_end(&yaml)).expect("write config");
+        let yaml = front::on_front_end(&yaml, &self.addr, &self.plain);
+        std::fs::write(self.dir.join("llmgate.yaml"), yaml).expect("write config");
     }
 
     pub fn signal(&self, sig: &str) {
@@ -219,27 +229,6 @@ impl Gateway {
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
         request(&self.addr, "GET", path, headers, b"").await
     }
-}
-
-/// `LLMGATE_TEST_FRONT=pingora`: the same config with its cleartext
-/// listeners on Pingora's HTTP server (`server.h2c: true` puts them there),
-/// so the AI suites run against both client-side front ends.
-fn on_front_end(yaml: &str) -> String {
-    if std::env::var("LLMGATE_TEST_FRONT").as_deref() != Ok("pingora") {
-        return yaml.to_string();
-    }
-    let Ok(mut v) = serde_yaml::from_str::<serde_yaml::Value>(yaml) else {
-        return yaml.to_string();
-    };
-    if let Some(map) = v.as_mapping_mut() {
-        let server = map
-            .entry("server".into())
-            .or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
-        if let Some(s) = server.as_mapping_mut() {
-            s.insert("h2c".into(), true.into());
-        }
-    }
-    serde_yaml::to_string(&v).unwrap_or_else(|_| yaml.to_string())
 }
 
 impl Drop for Gateway {
@@ -375,7 +364,7 @@ pub async fn request(
 /// Send raw bytes, read one response (30 s cap).
 pub async fn raw_request(addr: &str, bytes: &[u8]) -> Response {
     let fut = async {
-        let mut s = TcpStream::connect(addr).await.expect("connect to gateway");
+        let mut s = front::connect(addr).await;
         s.write_all(bytes).await.expect("send");
         read_response(&mut s).await
     };
