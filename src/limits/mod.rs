@@ -2,8 +2,8 @@
 //! `tpm` tokens (prompt + completion), each a GCRA cell ([`gcra`]).
 //!
 //! Admission reserves a token estimate — the prompt from the body's size
-//! (about four bytes a token) plus `max_tokens`/`max_completion_tokens` when
-//! given — and the request settles to its real usage when its answer ends
+//! (about four bytes a token) plus `max_tokens`/`max_completion_tokens`
+//! (`max_output_tokens` on the Responses API) when given — and the request settles to its real usage when its answer ends
 //! (also when the client left or the stream was cut): usage the upstream
 //! reported, else the estimate stands; nothing answered by an upstream, or an
 //! answer that is not a success, gives the reservation back.

@@ -1,6 +1,7 @@
 //! One pass over a request body: its JSON syntax checked in full, its nesting
 //! bounded, and the spans of the top-level values the gateway reads (`model`,
-//! `stream`, `max_tokens`, `max_completion_tokens`, `stream_options`) noted.
+//! `stream`, `max_tokens`, `max_completion_tokens` or `max_output_tokens`,
+//! `stream_options`) noted.
 //! Nothing is built or copied.
 //!
 //! Why not `serde_json` (used until this was measured): it walks every value
@@ -227,7 +228,7 @@ fn classify(quoted: &[u8], escaped: bool) -> Option<Key> {
             "model" => Key::Model,
             "stream" => Key::Stream,
             "max_tokens" => Key::MaxTokens,
-            "max_completion_tokens" => Key::MaxCompletionTokens,
+            "max_completion_tokens" | "max_output_tokens" => Key::MaxCompletionTokens,
             "stream_options" => Key::StreamOptions,
             _ => Key::Other,
         }
@@ -237,7 +238,8 @@ fn classify(quoted: &[u8], escaped: bool) -> Option<Key> {
             b"model" => Some(Key::Model),
             b"stream" => Some(Key::Stream),
             b"max_tokens" => Some(Key::MaxTokens),
-            b"max_completion_tokens" => Some(Key::MaxCompletionTokens),
+            // The Responses API's name for the same limit.
+            b"max_completion_tokens" | b"max_output_tokens" => Some(Key::MaxCompletionTokens),
             b"stream_options" => Some(Key::StreamOptions),
             // Its UTF-8 was checked by `string`.
             _ => Some(Key::Other),

@@ -27,7 +27,8 @@ pub struct ParsedBody {
     pub stream: bool,
     /// Byte range of the `model` value (quotes included) in `body`.
     span: Range<usize>,
-    /// `max_completion_tokens`, else `max_tokens`, when a plain integer.
+    /// `max_completion_tokens` (Responses: `max_output_tokens`), else
+    /// `max_tokens`, when a plain integer.
     pub max_completion: Option<u64>,
     /// The client sent `stream_options`.
     pub stream_options: bool,
@@ -192,6 +193,10 @@ mod tests {
         assert_eq!(
             limit(r#"{"max_completion_tokens":7,"model":"m","max_tokens":300}"#),
             Some(7)
+        );
+        assert_eq!(
+            limit(r#"{"model":"m","input":"hi","max_output_tokens":64}"#),
+            Some(64)
         );
         assert_eq!(limit(r#"{"model":"m","x":{"max_tokens":5}}"#), None);
         assert_eq!(limit(r#"{"model":"m","max_tokens":"5"}"#), None);
