@@ -45,6 +45,9 @@ struct Tls {
 fn tls() -> &'static Tls {
     static TLS: OnceLock<Tls> = OnceLock::new();
     TLS.get_or_init(|| {
+        // A static is never dropped, so its directory outlives the process:
+        // clear those of test processes that have ended.
+        sweep_dead_pki_dirs();
         let pki = Pki::new();
         let (cert, key) = pki.leaf("gateway", &["127.0.0.1", "localhost"], false);
         let client = pki.client_config(&[b"http/1.1"]);
@@ -135,4 +138,24 @@ pub async fn connect(addr: &str) -> Box<dyn Io> {
 /// Whether `addr` is a gateway's TLS listener made by [`on_front_end`].
 pub fn is_tls(addr: &str) -> bool {
     front() == Front::Tls && tls().addrs.lock().expect("TLS address set").contains(addr)
+}
+
+/// Remove `llmgate-pki-<pid>-*` directories whose process is gone.
+fn sweep_dead_pki_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("llmgate-pki-"))
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
