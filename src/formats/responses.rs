@@ -127,26 +127,17 @@ fn input_items(items: &[Value], messages: &mut Vec<Value>) -> Result<(), Unsuppo
                 let role = item.get("role").and_then(Value::as_str).unwrap_or("");
                 let parts = content_parts(item.get("content"))?;
                 match role {
-                    "assistant" => {
-                        let text: String = parts
-                            .iter()
-                            .filter_map(|p| p.get("text").and_then(Value::as_str))
-                            .collect();
-                        let (t, _) = turn.get_or_insert_with(Default::default);
-                        t.push_str(&text);
-                    }
-                    "user" | "system" | "developer" => {
+                    "assistant" => turn
+                        .get_or_insert_with(Default::default)
+                        .0
+                        .push_str(&text_of(&parts)),
+                    "user" => {
                         flush(&mut turn, messages);
-                        let role = if role == "user" { "user" } else { "system" };
-                        if role == "system" {
-                            let text: String = parts
-                                .iter()
-                                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                                .collect();
-                            messages.push(json!({"role": "system", "content": text}));
-                        } else {
-                            messages.push(json!({"role": "user", "content": parts}));
-                        }
+                        messages.push(json!({"role": "user", "content": parts}));
+                    }
+                    "system" | "developer" => {
+                        flush(&mut turn, messages);
+                        messages.push(json!({"role": "system", "content": text_of(&parts)}));
                     }
                     other => {
                         return Err(Unsupported(format!(
@@ -170,10 +161,7 @@ fn input_items(items: &[Value], messages: &mut Vec<Value>) -> Result<(), Unsuppo
                 flush(&mut turn, messages);
                 let content = match item.get("output") {
                     Some(Value::String(s)) => s.clone(),
-                    Some(Value::Array(parts)) => parts
-                        .iter()
-                        .filter_map(|p| p.get("text").and_then(Value::as_str))
-                        .collect(),
+                    Some(Value::Array(parts)) => text_of(parts),
                     _ => String::new(),
                 };
                 messages.push(json!({"role": "tool", "tool_call_id": item.get("call_id").cloned().unwrap_or_default(), "content": content}));
@@ -188,6 +176,14 @@ fn input_items(items: &[Value], messages: &mut Vec<Value>) -> Result<(), Unsuppo
     }
     flush(&mut turn, messages);
     Ok(())
+}
+
+/// The text of content parts, joined.
+fn text_of(parts: &[Value]) -> String {
+    parts
+        .iter()
+        .filter_map(|p| p.get("text").and_then(Value::as_str))
+        .collect()
 }
 
 /// A message's content as chat content parts.

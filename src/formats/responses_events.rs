@@ -27,8 +27,6 @@ enum Out {
 pub struct Writer {
     head: Option<Head>,
     items: Vec<Out>,
-    /// The last item is still open.
-    open: bool,
     finish: String,
     usage: (u64, u64),
     seq: u64,
@@ -51,6 +49,9 @@ impl Writer {
     }
 
     fn chunk(&mut self, c: &Value, out: &mut Vec<u8>) {
+        if self.ended {
+            return;
+        }
         if let Some(u) = chat::usage_of(c) {
             self.usage = u;
         }
@@ -65,25 +66,27 @@ impl Writer {
             return;
         };
         if let Some(t) = delta.text {
-            if !matches!(self.items.last(), Some(Out::Message { .. })) || !self.open {
+            if !matches!(self.items.last(), Some(Out::Message { .. })) {
                 self.open_message(out);
             }
             let at = self.items.len() - 1;
             let e = match self.items.last_mut() {
                 Some(Out::Message { id, text }) => {
                     text.push_str(t);
-                    json!({"item_id": id, "output_index": at, "content_index": 0, "delta": t, "logprobs": []})
+                    Some(
+                        json!({"item_id": id, "output_index": at, "content_index": 0, "delta": t, "logprobs": []}),
+                    )
                 }
-                _ => Value::Null,
+                _ => None,
             };
-            if !e.is_null() {
+            if let Some(e) = e {
                 self.event(out, "response.output_text.delta", e);
             }
         }
         for call in delta.calls {
             let n = call.get("index").and_then(Value::as_u64).unwrap_or(0);
             let same = matches!(self.items.last(), Some(Out::Call { n: m, .. }) if *m == n);
-            if !same || !self.open {
+            if !same {
                 self.open_call(out, n, call);
             }
             let args = call
@@ -94,11 +97,11 @@ impl Writer {
             let e = match (args, self.items.last_mut()) {
                 (Some(a), Some(Out::Call { id, args, .. })) => {
                     args.push_str(a);
-                    json!({"item_id": id, "output_index": at, "delta": a})
+                    Some(json!({"item_id": id, "output_index": at, "delta": a}))
                 }
-                _ => Value::Null,
+                _ => None,
             };
-            if !e.is_null() {
+            if let Some(e) = e {
                 self.event(out, "response.function_call_arguments.delta", e);
             }
         }
@@ -125,7 +128,6 @@ impl Writer {
             id,
             text: String::new(),
         });
-        self.open = true;
     }
 
     fn open_call(&mut self, out: &mut Vec<u8>, n: u64, call: &Value) {
@@ -151,16 +153,12 @@ impl Writer {
             name,
             args: String::new(),
         });
-        self.open = true;
     }
 
-    /// The `.done` events of the open item.
+    /// The `.done` events of the last item, the one open (items are
+    /// written one after another: opening one closes the one before).
     fn close(&mut self, out: &mut Vec<u8>) {
-        if !self.open {
-            return;
-        }
-        self.open = false;
-        let at = self.items.len() - 1;
+        let at = self.items.len().saturating_sub(1);
         let done = match self.items.last() {
             Some(Out::Message { id, text }) => {
                 let part = json!({"type": "output_text", "text": text, "annotations": []});

@@ -101,28 +101,27 @@ impl SseReader {
 /// Append one event in wire form: `event: NAME` when named, its data line,
 /// the blank line.
 pub fn write_event(out: &mut Vec<u8>, name: Option<&str>, data: &[u8]) {
-    if let Some(n) = name {
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(n.as_bytes());
-        out.push(b'\n');
-    }
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\n\n");
+    write_with(out, name, |out| out.extend_from_slice(data));
 }
 
 /// Append one event whose data is a JSON value, serialized straight into
 /// `out` (not through `Display`, whose formatter machinery cost a fifth of a
 /// translated request).
 pub fn write_json_event(out: &mut Vec<u8>, name: Option<&str>, v: &serde_json::Value) {
+    // Writing a Value to a Vec cannot fail (no I/O, string keys only).
+    write_with(out, name, |out| {
+        let _ = serde_json::to_writer(&mut *out, v);
+    });
+}
+
+fn write_with(out: &mut Vec<u8>, name: Option<&str>, data: impl FnOnce(&mut Vec<u8>)) {
     if let Some(n) = name {
         out.extend_from_slice(b"event: ");
         out.extend_from_slice(n.as_bytes());
         out.push(b'\n');
     }
     out.extend_from_slice(b"data: ");
-    // Writing a Value to a Vec cannot fail (no I/O, string keys only).
-    let _ = serde_json::to_writer(&mut *out, v);
+    data(out);
     out.extend_from_slice(b"\n\n");
 }
 

@@ -202,32 +202,19 @@ pub(super) async fn try_target(
     if !sse && out.body.stream && target.params.as_ref().is_some_and(|p| p.no_stream) {
         return whole_as_stream(s, header, out.body, cfg.response_timeout, deadline).await;
     }
+    let (phase, timeout) = if sse {
+        (Phase::FirstToken, "first token timeout")
+    } else {
+        (Phase::Response, "response timeout")
+    };
     let mut scan = FirstEvent::default();
     let mut chunks = Vec::new();
     loop {
         match timed(s.read_body_within(wait, deadline).await) {
-            None if sse => {
-                return Err(Failure::new(
-                    timed_out(Phase::FirstToken, deadline),
-                    "first token timeout",
-                ))
-            }
-            None => {
-                return Err(Failure::new(
-                    timed_out(Phase::Response, deadline),
-                    "response timeout",
-                ))
-            }
+            None => return Err(Failure::new(timed_out(phase, deadline), timeout)),
             Some(Err(e)) => {
                 return Err(Failure::new(
-                    body_failure(
-                        e,
-                        if sse {
-                            Phase::FirstToken
-                        } else {
-                            Phase::Response
-                        },
-                    ),
+                    body_failure(e, phase),
                     format!("connection broke before first data ({})", e.as_str()),
                 ))
             }

@@ -1,8 +1,7 @@
 //! One pass over a request body: its JSON syntax checked in full, its nesting
 //! bounded, and the spans of the top-level values the gateway reads (`model`,
-//! `stream`, `max_tokens`, `max_completion_tokens` or `max_output_tokens`,
-//! `stream_options`) noted.
-//! Nothing is built or copied.
+//! `stream`, `max_tokens`, `max_completion_tokens` or the Responses API's
+//! `max_output_tokens`, `stream_options`) noted. Nothing is built or copied.
 //!
 //! Why not `serde_json` (used until this was measured): it walks every value
 //! through its generic deserializer, and a separate pass had to bound the
@@ -238,7 +237,6 @@ fn classify(quoted: &[u8], escaped: bool) -> Option<Key> {
             b"model" => Some(Key::Model),
             b"stream" => Some(Key::Stream),
             b"max_tokens" => Some(Key::MaxTokens),
-            // The Responses API's name for the same limit.
             b"max_completion_tokens" | b"max_output_tokens" => Some(Key::MaxCompletionTokens),
             b"stream_options" => Some(Key::StreamOptions),
             // Its UTF-8 was checked by `string`.
